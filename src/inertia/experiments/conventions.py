@@ -1,0 +1,1 @@
+"""Claims on conventions: practitioner, normalised and canonical forms give identical iterates."""

@@ -1,0 +1,1 @@
+"""Claims on quadratics: stability thresholds and optimal rates (THEORY §1)."""

@@ -1,0 +1,145 @@
+"""Linear stability and rates on quadratics ``f = ½ xᵀHx``.
+
+Every method decouples into one scalar recursion per eigenvalue ``μ`` of ``H``. In the canonical form
+(Kovachki & Stuart eq. 1.2) the state ``(x_n, x_{n−1})`` evolves by the companion matrix
+
+    [[1 + λ − hμ(1 + a),  −λ + hμa],
+     [1,                   0       ]],
+
+whose characteristic polynomial for HB is ``r² − (1+β−hμ) r + β`` and for practitioner Nesterov
+``r² − (1+β)(1−hμ) r + β(1−hμ)`` (Goh, "Why momentum really works", Distill 2017; docs/theory.md §1).
+Thresholds, rates and optima are computed from these matrices numerically; the closed forms
+(`gd_optimal`, `polyak_optimal`, `closed_form_threshold`) serve as checks.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from scipy import optimize
+
+from ._checks import InertiaError, check_positive, check_range
+from .methods import GD, HeavyBall, Method, Nesterov
+
+__all__ = [
+    "companion", "spectral_radius", "rate", "threshold", "rate_map", "optimal", "gd_optimal",
+    "polyak_optimal", "closed_form_threshold", "METHODS",
+]
+
+#: Constructors ``(lr, momentum) -> Method`` by name and convention.
+METHODS: dict[str, Callable[[float, float], Method]] = {
+    "gd": lambda lr, momentum=0.0: GD(lr),
+    "heavy-ball": HeavyBall.from_practitioner,
+    "nesterov": Nesterov.from_practitioner,
+    "heavy-ball-normalised": HeavyBall.from_normalised,
+    "nesterov-normalised": Nesterov.from_normalised,
+}
+
+
+def _params(method: Method):
+    return tuple(np.asarray(p, dtype=float) for p in (method.h, method.momentum, method.lookahead))
+
+
+def companion(method: Method, eigenvalues) -> np.ndarray:
+    """Companion matrices, shape ``method.shape + (k, 2, 2)`` for ``k`` eigenvalues."""
+    h, lam, a = (p[..., None] for p in _params(method))
+    mu = np.asarray(eigenvalues, dtype=float).reshape(-1)
+    hmu = h * mu
+    top = np.stack([1 + lam - hmu * (1 + a), -lam + hmu * a], axis=-1)
+    bottom = np.broadcast_to(np.array([1.0, 0.0]), top.shape)
+    return np.stack([top, bottom], axis=-2)
+
+
+def spectral_radius(method: Method, eigenvalues) -> np.ndarray:
+    """The spectral radius per eigenvalue, shape ``method.shape + (k,)``."""
+    return np.max(np.abs(np.linalg.eigvals(companion(method, eigenvalues))), axis=-1)
+
+
+def rate(method: Method, eigenvalues) -> np.ndarray:
+    """The asymptotic linear rate per step, ``max_μ ρ(μ)``; ≥ 1 means no convergence. Shape ``method.shape``."""
+    return np.max(spectral_radius(method, eigenvalues), axis=-1)
+
+
+def _constructor(name: str):
+    if name not in METHODS:
+        raise InertiaError(f"method must be one of {', '.join(METHODS)}; got {name!r}")
+    return METHODS[name]
+
+
+def threshold(name: str, momentum: float = 0.0, eigenvalue: float = 1.0, *, rtol: float = 1e-10) -> float:
+    """The largest learning rate ``lr`` for which the method is stable on eigenvalue ``μ``, by bisection on ρ.
+
+    Stability holds on an interval ``0 < lr < threshold``; the search brackets the first ``lr`` with
+    ``ρ ≥ 1`` on a geometric grid, then bisects to relative tolerance ``rtol``.
+    """
+    build = _constructor(name)
+    check_range("momentum", momentum, 0.0, 1.0, high_open=True)
+    check_positive("eigenvalue", eigenvalue)
+    radius = lambda lr: float(spectral_radius(build(lr, momentum), [eigenvalue])[0])
+    lrs = np.geomspace(1e-3, 1e3, 601) / eigenvalue
+    unstable = np.nonzero([radius(lr) >= 1 for lr in lrs])[0]
+    if unstable.size == 0:
+        return np.inf
+    lo, hi = lrs[max(unstable[0] - 1, 0)], lrs[unstable[0]]
+    return optimize.brentq(lambda lr: radius(lr) - 1 + 1e-13, lo, hi, rtol=rtol)
+
+
+def closed_form_threshold(name: str, momentum: float = 0.0, eigenvalue: float = 1.0) -> float:
+    """THEORY §1: GD ``2/μ``; HB ``2(1+β)/μ``; practitioner Nesterov ``(2+2β)/((1+2β)μ)``; normalised forms ÷(1−β)."""
+    base = {"gd": 2.0, "heavy-ball": 2 * (1 + momentum), "nesterov": (2 + 2 * momentum) / (1 + 2 * momentum)}
+    kind = name.removesuffix("-normalised")
+    scale = 1 / (1 - momentum) if name.endswith("-normalised") else 1.0
+    return base[kind] * scale / eigenvalue
+
+
+def rate_map(name: str, eigenvalues, lrs, momenta) -> np.ndarray:
+    """The rate ``max_μ ρ`` over a grid, shape ``(len(momenta), len(lrs))``."""
+    build = _constructor(name)
+    L, B = np.meshgrid(np.asarray(lrs, float), np.asarray(momenta, float))
+    return rate(build(L, B), eigenvalues)
+
+
+def gd_optimal(mu: float, L: float) -> dict:
+    """GD's best step ``2/(μ+L)`` and rate ``(κ−1)/(κ+1)`` (Polyak 1987, Thm 1.4.?; docs/theory.md §1)."""
+    kappa = L / mu
+    return {"lr": 2 / (mu + L), "momentum": 0.0, "rate": (kappa - 1) / (kappa + 1)}
+
+
+def polyak_optimal(mu: float, L: float) -> dict:
+    """Polyak's heavy ball: ``lr = 4/(√L+√μ)²``, ``β = ((√κ−1)/(√κ+1))²``, rate ``(√κ−1)/(√κ+1)`` (Polyak 1964)."""
+    s = np.sqrt(L / mu)
+    return {"lr": 4 / (np.sqrt(L) + np.sqrt(mu)) ** 2, "momentum": ((s - 1) / (s + 1)) ** 2, "rate": (s - 1) / (s + 1)}
+
+
+def optimal(name: str, eigenvalues) -> dict:
+    """The ``(lr, momentum)`` minimising the rate over the given eigenvalues, found numerically.
+
+    A coarse grid over ``(lr·L, β)`` seeds a Nelder–Mead refinement. For GD and heavy ball it recovers
+    `gd_optimal` and `polyak_optimal`; for Nesterov no closed form is assumed.
+    """
+    build = _constructor(name)
+    eig = np.asarray(eigenvalues, dtype=float)
+    if eig.size == 0 or np.any(eig <= 0):
+        raise InertiaError("eigenvalues must be a non-empty list of positive numbers")
+    L = eig.max()
+    if name == "gd":
+        lrs = np.linspace(1e-3, 2.0, 2001) / L
+        rates = rate(build(lrs, 0.0), eig)
+        lr = optimize.minimize_scalar(lambda t: float(rate(build(t, 0.0), eig)), bracket=(lrs[max(np.argmin(rates) - 1, 0)], lrs[np.argmin(rates)], lrs[min(np.argmin(rates) + 1, 2000)])).x
+        return {"lr": float(lr), "momentum": 0.0, "rate": float(rate(build(lr, 0.0), eig))}
+    grid_lr = np.linspace(0.01, 4.0, 200) / L
+    grid_beta = np.linspace(0.0, 0.999, 200)
+    rates = rate_map(name, eig, grid_lr, grid_beta)
+    i, j = np.unravel_index(np.argmin(rates), rates.shape)
+
+    def objective(p):
+        lr, beta = p
+        if lr <= 0 or not 0 <= beta < 1:
+            return 2.0
+        return float(rate(build(lr, beta), eig))
+
+    best = optimize.minimize(objective, [grid_lr[j], grid_beta[i]], method="Nelder-Mead",
+                             options={"xatol": 1e-12, "fatol": 1e-14, "maxiter": 4000})
+    lr, beta = best.x
+    return {"lr": float(lr), "momentum": float(beta), "rate": float(best.fun)}
