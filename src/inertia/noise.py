@@ -20,7 +20,7 @@ from jaxtyping import Array, ArrayLike
 from ._checks import InertiaError, check_finite, check_int
 from .objectives import FiniteSum, Objective
 
-__all__ = ["Noise", "Gaussian", "Minibatch"]
+__all__ = ["Noise", "Gaussian", "Minibatch", "svag_weights"]
 
 
 class Noise(eqx.Module):
@@ -96,3 +96,15 @@ class Minibatch(Noise):
         F = G.T @ G / n - jnp.outer(G.mean(0), G.mean(0))
         factor = 1 / s if self.replace else (n - s) / (s * (n - 1))
         return factor * F
+
+
+def svag_weights(ell: float) -> tuple[float, float]:
+    """SVAG's weights ``((1+c)/2, (1−c)/2)`` with ``c = √(2ℓ−1)`` (Li, Malladi & Arora, NeurIPS 2021, Sec. 4).
+
+    Two independent batch gradients ``g₁, g₂`` combine to ``w₁g₁ + w₂g₂``: same mean, noise covariance ×ℓ.
+    Run with learning rate ``η/ℓ``; ℓ steps then match one SGD step, and the weak error to the SDE is O(1/ℓ).
+    """
+    if not ell >= 1:
+        raise InertiaError(f"ell must be >= 1; got {ell}")
+    c = (2 * ell - 1) ** 0.5
+    return (1 + c) / 2, (1 - c) / 2
