@@ -92,7 +92,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def reproduce(mode: str = "quick", only: list[str] | None = None, out: str | os.PathLike = "report",
               progress: bool = True) -> list[dict]:
-    """Run the registered claims (all, or the ids in `only`) and write ``out/index.html`` and ``out/results.json``.
+    """Run the registered claims (all, or the ids in `only`); write ``out/index.html``, ``out/results.json``, ``out/figures/``.
 
     **Arguments:** ``mode``: "quick" (all claims in minutes) or "full"; ``only``: claim ids; ``out``: folder.
     **Returns:** one dict per claim with its id, verdict, summary, numbers and run time in seconds.
@@ -121,6 +121,11 @@ def reproduce(mode: str = "quick", only: list[str] | None = None, out: str | os.
                       config_text="configuration: " + html.unescape(json.dumps(r["config"]))) for r in results],
     )
     _write_atomic(out / "index.html", page)
+    figures = out / "figures"
+    figures.mkdir(exist_ok=True)
+    for r in results:  # also as files, for slides and papers
+        for k, png in enumerate(r["figures"]):
+            (figures / f"{r['id']}-{k + 1}.png").write_bytes(png)
     summary = [{k: v for k, v in r.items() if k != "figures"} for r in results]
     _write_atomic(out / "results.json", json.dumps({"mode": mode, "claims": summary}, indent=1))
     return summary
