@@ -40,8 +40,7 @@ def save_rate_map(path, method: str, eigenvalues, best: dict) -> None:
     lrs = np.linspace(1e-3, x_max, 300) / L
     rates = rate_map(method, eigenvalues, lrs, momenta)
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("0.75")  # unstable: grey
+    cmap = plt.get_cmap("viridis").with_extremes(bad="0.75")  # unstable: grey
     mesh = ax.pcolormesh(lrs * L, momenta, np.ma.masked_where(rates >= 1, rates), cmap=cmap,
                          vmin=best["rate"], vmax=1.0, shading="auto")
     ax.contour(lrs * L, momenta, rates, levels=[1.0], colors="red", linewidths=1.5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 
 from .._checks import InertiaError
@@ -48,9 +50,6 @@ def start(text: str | None, objective_text: str, dim: int) -> np.ndarray:
 
 
 def method_name(text: str) -> str:
-    if text not in METHODS:
-        raise InertiaError(f"--method must be one of {', '.join(METHODS)}; got {text!r}")
+    if text not in METHODS:  # ArgumentTypeError keeps this message; argparse would replace a ValueError's
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(METHODS)}; got {text!r}")
     return text
-
-
-method_name.__name__ = "method"

@@ -1,0 +1,47 @@
+"""The command line: its numbers equal the library's, and bad input is one line with exit code 2."""
+
+import re
+
+import numpy as np
+import pytest
+
+from inertia import stability as st
+from inertia.cli import main
+
+
+def test_stability_prints_the_thresholds_and_optimum(capsys):
+    assert main(["stability", "--method", "heavy-ball", "--momentum", "0.9", "--eigenvalues", "1,100"]) == 0
+    out = capsys.readouterr().out
+    threshold = float(re.search(r"stable for 0 < lr < ([\d.e+-]+)", out).group(1))
+    assert threshold == pytest.approx(2 * 1.9 / 100, rel=1e-5)
+    rate = float(re.search(r"optimal lr .*: rate ([\d.]+)", out).group(1))
+    assert rate == pytest.approx(st.polyak_optimal(1, 100)["rate"], abs=1e-6)
+
+
+def test_stability_plot_writes_a_png(tmp_path, capsys):
+    path = tmp_path / "map.png"
+    assert main(["stability", "--method", "nesterov", "--eigenvalues", "1,10", "--plot", str(path)]) == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_prints_gd_iterates_of_a_quadratic(capsys):
+    assert main(["run", "--method", "gd", "--objective", "quadratic:1,4", "--x0", "1,1", "--lr", "0.1", "--steps", "10"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    step, loss = last.split()[:2]
+    x10 = np.array([0.9**10, 0.6**10])
+    assert int(step) == 10 and float(loss) == pytest.approx(0.5 * (x10[0] ** 2 + 4 * x10[1] ** 2), rel=1e-6)
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["stability", "--method", "adam"], "--method: must be one of"),
+    (["run", "--lr", "-1"], "lr must lie in"),
+    (["run", "--lr", "0.1", "--objective", "sphere"], "objective must be one of"),
+    (["run", "--lr", "0.1", "--x0", "1,2,3"], "x0 must have 2 entries"),
+    (["sweep", "--lr", "a,b"], "lr must be numbers"),
+    (["reproduce", "--only", "no-such-claim"], "unknown claim"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_arguments_give_one_line_and_exit_code_2(argv, match, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("inertia: error:") and re.search(match, err)

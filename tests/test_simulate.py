@@ -1,0 +1,110 @@
+"""Simulation: iterates against closed forms, divergence bookkeeping, no recompilation, resumable sweeps."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from inertia import GD, Gaussian, HeavyBall, InertiaError, Quadratic, grid, run, sweep
+from inertia.objectives import Function
+from inertia.simulate import record_steps
+
+
+def test_gd_on_a_quadratic_follows_the_matrix_power():
+    H = np.array([[2.0, 0.5], [0.5, 1.0]])
+    x0, h, n = np.array([1.0, -2.0]), 0.3, 40
+    traj = run(GD(h), Quadratic(H), x0, n, record_at=[0, 7, 40])
+    for step, x in zip(traj.steps, traj.x):
+        np.testing.assert_allclose(x, np.linalg.matrix_power(np.eye(2) - h * H, int(step)) @ x0, rtol=1e-12)
+    np.testing.assert_allclose(traj.loss, [0.5 * x @ H @ x for x in np.asarray(traj.x)], rtol=1e-12)
+
+
+def test_recording_at_listed_steps_equals_recording_at_a_stride():
+    f, x0 = Quadratic([1.0, 10.0]), np.array([1.0, 1.0])
+    every = run(HeavyBall(0.05, 0.8), f, x0, 100, record_every=1)
+    listed = run(HeavyBall(0.05, 0.8), f, x0, 100, record_at=[3, 50, 99, 100])
+    np.testing.assert_array_equal(listed.x, every.x[np.array([3, 50, 99, 100])])
+    np.testing.assert_array_equal(record_steps(10, 4), [0, 4, 8, 10])
+
+
+def test_divergence_is_marked_at_the_predicted_step_and_leaves_other_runs_alone():
+    # GD on f = ½ μx² has x_n = (1 − hμ)^n x_0; with |1 − hμ| = 2 it passes max_norm at n = ⌈log2(max_norm)⌉ + …
+    mu, x0, max_norm = 1.0, np.array([1.0]), 1e6
+    method = grid(GD, h=[0.5, 3.0, 1.0])
+    ds = sweep(method, Quadratic([mu]), x0, 60, max_norm=max_norm, record_every=1)
+    predicted = int(np.floor(np.log(max_norm) / np.log(2.0))) + 1  # first n with 2^n > max_norm
+    np.testing.assert_array_equal(ds.diverged_at.values[:, 0], [-1, predicted, -1])
+    alone = run(GD(0.5), Quadratic([mu]), x0, 60, record_every=1)
+    np.testing.assert_array_equal(ds.x.values[0, 0], alone.x)
+    assert np.all(np.isfinite(ds.x.values))  # the diverged run is frozen at its last finite state
+
+
+def test_a_new_grid_of_the_same_shape_does_not_recompile():
+    traces = []
+
+    def loss(x):
+        traces.append(1)  # runs once per trace
+        return jnp.sum(x**2 + 0.1 * x**4)
+
+    f = Function(loss)
+    sweep(grid(HeavyBall, h=[0.01, 0.02], momentum=[0.5, 0.9]), f, np.ones(3), 50, progress=False)
+    first = len(traces)
+    sweep(grid(HeavyBall, h=[0.03, 0.04], momentum=[0.1, 0.2]), f, np.ones(3), 50, progress=False)
+    assert len(traces) == first
+
+
+def test_sgd_stationary_variance_matches_the_exact_discrete_formula():
+    # Liu, Ziyin & Ueda (2021) Thm 1 in 1-D: Var = λσ² / (k(2 − λk)). One sample per chain, at the final step.
+    k, sigma2, lr, chains = 1.0, 1.0, 1.5, 4000
+    ds = sweep(GD(lr), Quadratic([k]), np.zeros(1), 300, seeds=chains, noise=Gaussian(sigma2),
+               key=jax.random.key(1), record_at=[300], progress=False)
+    samples = ds.x.values[0, :, -1, 0]
+    exact = lr * sigma2 / (k * (2 - lr * k))
+    stderr = exact * np.sqrt(2 / (chains - 1))  # Gaussian samples: Var(s²) = 2σ⁴/(n−1)
+    assert abs(samples.var(ddof=1) - exact) < 4 * stderr
+    assert abs(samples.var(ddof=1) - lr * sigma2 / (2 * k)) > 4 * stderr  # the continuous-time value is rejected
+
+
+def test_same_key_same_numbers_and_seeds_differ():
+    kw = dict(noise=Gaussian(0.1), key=jax.random.key(3), record_every=10, progress=False)
+    a = sweep(HeavyBall(0.1, 0.5), Quadratic([1.0, 2.0]), np.ones(2), 100, seeds=3, **kw)
+    b = sweep(HeavyBall(0.1, 0.5), Quadratic([1.0, 2.0]), np.ones(2), 100, seeds=3, **kw)
+    np.testing.assert_array_equal(a.x.values, b.x.values)
+    assert not np.allclose(a.x.values[0, 0], a.x.values[0, 1])
+
+
+def test_a_sweep_resumes_from_its_chunks(tmp_path):
+    method = grid(HeavyBall, h=np.linspace(0.01, 0.1, 7), momentum=[0.9])
+    f, x0 = Quadratic([1.0, 5.0]), np.ones(2)
+    full = sweep(method, f, x0, 200, path=tmp_path, chunk_size=3, progress=False)
+    chunks = sorted(tmp_path.glob("chunk_*.npz"))
+    assert len(chunks) == 3
+    stamps = {c.name: c.stat().st_mtime_ns for c in chunks}
+    chunks[1].unlink()  # as if interrupted while writing the second chunk
+    again = sweep(method, f, x0, 200, path=tmp_path, chunk_size=3, progress=False)
+    np.testing.assert_array_equal(again.x.values, full.x.values)
+    assert chunks[0].stat().st_mtime_ns == stamps[chunks[0].name]  # finished chunks were not recomputed
+    assert chunks[2].stat().st_mtime_ns == stamps[chunks[2].name]
+    with pytest.raises(InertiaError, match="holds a different sweep"):
+        sweep(grid(HeavyBall, h=[0.5], momentum=[0.1]), f, x0, 200, path=tmp_path, chunk_size=3, progress=False)
+
+
+def test_sweep_coordinates_label_each_configuration():
+    ds = sweep(grid(HeavyBall.from_normalised, lr=[0.1, 0.2], momentum=[0.5, 0.9]), Quadratic([1.0]), np.ones(1), 10,
+               progress=False)
+    np.testing.assert_allclose(ds.h.values / (1 - ds.momentum.values), [0.1, 0.1, 0.2, 0.2])
+    assert ds.x.dims == ("config", "seed", "step", "dim")
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(x0=[np.nan, 1.0]), "x0 must be finite"),
+    (dict(x0=[[1.0, 2.0]]), "x0 must be a vector"),
+    (dict(v0=[1.0]), "v0 must have the shape"),
+    (dict(steps=0), "steps must be an integer"),
+    (dict(noise=Gaussian(1.0)), "key is required"),
+    (dict(record_at=[5, 500]), "record_at must hold steps"),
+])
+def test_bad_input_is_a_clear_error(kwargs, match):
+    args = dict(x0=[1.0, 2.0], steps=100) | kwargs
+    with pytest.raises(InertiaError, match=match):
+        run(GD(0.1), Quadratic([1.0, 2.0]), args.pop("x0"), args.pop("steps"), **args)
