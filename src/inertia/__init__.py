@@ -10,11 +10,12 @@ from .noise import Gaussian, Minibatch, Noise
 from .objectives import (Beale, FiniteSum, Function, Himmelblau, LeastSquares, LogisticRegression, Objective,
                          Quadratic, Rosenbrock)
 from .simulate import Trajectory, run, sweep
+from . import stability
 
 __version__ = "0.1.0"
 
 __all__ = [
     "InertiaError", "Method", "GD", "HeavyBall", "Nesterov", "effective_lr", "grid",
     "Objective", "Quadratic", "Function", "Rosenbrock", "Himmelblau", "Beale", "FiniteSum", "LeastSquares",
-    "LogisticRegression", "Noise", "Gaussian", "Minibatch", "Trajectory", "run", "sweep",
+    "LogisticRegression", "Noise", "Gaussian", "Minibatch", "Trajectory", "run", "sweep", "stability",
 ]
