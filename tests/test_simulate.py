@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import xarray as xr
 
 from inertia import GD, Gaussian, HeavyBall, InertiaError, Quadratic, grid, run, sweep
 from inertia.objectives import Function
@@ -34,6 +35,7 @@ def test_divergence_is_marked_at_the_predicted_step_and_leaves_other_runs_alone(
     ds = sweep(method, Quadratic([mu]), x0, 60, max_norm=max_norm, record_every=1)
     predicted = int(np.floor(np.log(max_norm) / np.log(2.0))) + 1  # first n with 2^n > max_norm
     np.testing.assert_array_equal(ds.diverged_at.values[:, 0], [-1, predicted, -1])
+    np.testing.assert_array_equal(ds.diverged.values[:, 0], [False, True, False])
     alone = run(GD(0.5), Quadratic([mu]), x0, 60, record_every=1)
     np.testing.assert_array_equal(ds.x.values[0, 0], alone.x)
     assert np.all(np.isfinite(ds.x.values))  # the diverged run is frozen at its last finite state
@@ -85,6 +87,8 @@ def test_a_sweep_resumes_from_its_chunks(tmp_path):
     np.testing.assert_array_equal(again.x.values, full.x.values)
     assert chunks[0].stat().st_mtime_ns == stamps[chunks[0].name]  # finished chunks were not recomputed
     assert chunks[2].stat().st_mtime_ns == stamps[chunks[2].name]
+    saved = xr.open_dataset(tmp_path / "sweep.nc")
+    np.testing.assert_array_equal(saved.x.values, full.x.values)
     with pytest.raises(InertiaError, match="holds a different sweep"):
         sweep(grid(HeavyBall, h=[0.5], momentum=[0.1]), f, x0, 200, path=tmp_path, chunk_size=3, progress=False)
 

@@ -203,8 +203,9 @@ def sweep(method: Method, objective: Objective, x0: ArrayLike, steps: int, *, se
       in flight). A folder holding a different sweep is refused.
 
     **Returns:** an `xarray.Dataset` with ``x``, ``velocity`` (config, seed, step, dim), ``loss``
-    (config, seed, step), ``diverged_at`` (config, seed; −1 if never) and coordinates ``h``,
-    ``momentum``, ``lookahead`` per configuration.
+    (config, seed, step), the per-run status ``diverged`` and ``diverged_at`` (config, seed; −1 if never), and
+    coordinates ``h``, ``momentum``, ``lookahead`` per configuration. With ``path``, the whole result is also
+    written to ``path/sweep.nc`` (netCDF, ``diverged`` as 0/1).
     """
     check_int("seeds", seeds, 1)
     check_positive("max_norm", max_norm)
@@ -227,11 +228,15 @@ def sweep(method: Method, objective: Objective, x0: ArrayLike, steps: int, *, se
     xs, vs, losses, div = (np.concatenate(p)[:n_configs] for p in zip(*parts))
     coords = {name: ("config", np.asarray(getattr(flat, name))) for name in ("h", "momentum", "lookahead")}
     coords.update(config=np.arange(n_configs), seed=np.arange(seeds), step=np.asarray(at))
-    return xr.Dataset(
+    ds = xr.Dataset(
         {"x": (("config", "seed", "step", "dim"), xs), "velocity": (("config", "seed", "step", "dim"), vs),
-         "loss": (("config", "seed", "step"), losses), "diverged_at": (("config", "seed"), div)},
+         "loss": (("config", "seed", "step"), losses), "diverged_at": (("config", "seed"), div.astype(np.int32)),
+         "diverged": (("config", "seed"), div >= 0)},
         coords=coords, attrs={"method": type(method).__name__, "steps": steps},
     )
+    if store is not None:  # the whole result, for xarray.open_dataset
+        _write_atomic(store / "sweep.nc", lambda h: h.write(ds.assign(diverged=ds.diverged.astype(np.int8)).to_netcdf()))
+    return ds
 
 
 def _chunk(flat, objective, noise, x0, v0, keys, at, max_norm, start, chunk, n_configs, store):
