@@ -21,11 +21,16 @@ def save_loss_plot(path, curves: dict) -> None:
 
 def save_sweep_plot(path, ds) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
-    final = ds.loss.isel(step=-1).mean("seed")
+    final = ds.loss.isel(step=-1).mean("seed").values
+    diverged = ds.diverged.any("seed").values
+    top = np.nanmax(np.where(diverged, np.nan, final)) * 10 if not diverged.all() else 1.0
     for beta in np.unique(ds.momentum.values):
-        sel = ds.momentum.values == beta
-        ax.loglog(ds.h.values[sel], final.values[sel], "o-", label=f"momentum {beta:g}")
-    ax.set(xlabel="learning rate h", ylabel=f"loss after {ds.attrs['steps']} steps (mean over seeds)")
+        ok = (ds.momentum.values == beta) & ~diverged
+        line, = ax.loglog(ds.h.values[ok], final[ok], "o-", label=f"momentum {beta:g}")
+        bad = (ds.momentum.values == beta) & diverged
+        ax.plot(ds.h.values[bad], np.full(bad.sum(), top), "x", color=line.get_color(), ms=9)
+    ax.set(xlabel="learning rate h", ylabel=f"loss after {ds.attrs['steps']} steps (mean over seeds)",
+           title="× : diverged (any seed)")
     ax.legend()
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
