@@ -97,7 +97,13 @@ def _eigensystem(H, preconditioner) -> _Eigensystem:
         Ph = np.eye(d)
     else:
         Ph = _sqrt_psd("preconditioner", _matrix("preconditioner", preconditioner, d), definite=True)
-    k, U = np.linalg.eigh(Ph @ H @ Ph)
+    M = Ph @ H @ Ph
+    if not np.any(M - np.diag(np.diag(M))):
+        # Already diagonal (eigenvalues given, diagonal preconditioner): no eigendecomposition needed.
+        order = np.argsort(np.diag(M))
+        U = np.eye(d)[:, order]
+        return _Eigensystem(np.diag(M)[order], Ph @ U, Ph, U)
+    k, U = np.linalg.eigh(M)
     return _Eigensystem(k, Ph @ U, Ph, U)
 
 
@@ -112,15 +118,15 @@ def stationary_threshold(method: Method) -> float:
 def _check_stationary(method: Method, k: np.ndarray) -> None:
     h, lam, a = _scalars(method)
     s_max = stationary_threshold(method)
-    if k[0] <= 0:
+    if k.min() <= 0:
         raise InertiaError(
-            f"no stationary state: the (preconditioned) Hessian has eigenvalue {k[0]:.3g} <= 0, so the noise "
+            f"no stationary state: the (preconditioned) Hessian has eigenvalue {k.min():.3g} <= 0, so the noise "
             "accumulates along a flat or ascending direction; a stationary state needs every eigenvalue > 0")
     radius = spectral_radius(method, k)
     if np.any(radius >= 1):
         raise InertiaError(
-            f"no stationary state: h·k_max = {h * k[-1]:.6g} reaches the stability threshold "
-            f"2(1+λ)/(1+2a) = {s_max:.6g}, i.e. the learning rate h must be < {s_max / k[-1]:.6g} "
+            f"no stationary state: h·k_max = {h * k.max():.6g} reaches the stability threshold "
+            f"2(1+λ)/(1+2a) = {s_max:.6g}, i.e. the learning rate h must be < {s_max / k.max():.6g} "
             f"(spectral radius {radius.max():.6g} >= 1)")
 
 
@@ -179,7 +185,9 @@ def covariance(method: Method, H, C, preconditioner=None, *, block_rows: int = 1
     if np.abs(Ct - np.diag(np.diag(Ct))).max() <= 1e-14 * scale:
         # C commutes with PH: only the d diagonal pairs contribute.
         G = _pair_solutions(method, k, k)
-        blocks = [[np.diag(np.diag(Ct) * G[:, r, c]) for c in range(2)] for r in range(2)]
+        T = system.T
+        xx, xv, vv = ((T * (np.diag(Ct) * G[:, r, c])) @ T.T for r, c in ((0, 0), (0, 1), (1, 1)))
+        return _assemble(method, xx, xv, vv)
     else:
         check_int("block_rows", block_rows, 1)
         blocks = [[np.empty((d, d)) for _ in range(2)] for _ in range(2)]
@@ -192,6 +200,10 @@ def covariance(method: Method, H, C, preconditioner=None, *, block_rows: int = 1
                     blocks[r][c][rows] = Ct[rows] * G[..., r, c]
     T = system.T
     xx, xv, vv = (T @ blocks[r][c] @ T.T for r, c in ((0, 0), (0, 1), (1, 1)))
+    return _assemble(method, xx, xv, vv)
+
+
+def _assemble(method, xx, xv, vv) -> Stationary:
     xx, vv = (xx + xx.T) / 2, (vv + vv.T) / 2
     a = float(method.lookahead)
     look = xx + a * (xv + xv.T) + a * a * vv
