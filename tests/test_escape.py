@@ -87,3 +87,12 @@ def test_kramers_rate_within_a_factor_two_at_small_lr():
         assert mc.escaped == 2000
         assert mc.low < mc.rate < mc.high
         assert 0.5 < mc.low / theory and mc.high / theory < 2.0, (S, mc.rate / theory)
+
+
+def test_cli_escape_prints_theorem9(capsys):
+    from inertia.cli import main
+
+    assert main(["escape", "--lr", "0.5", "--batch-size", "0.5"]) == 0
+    line = [l for l in capsys.readouterr().out.splitlines() if l.startswith("Theorem 9 rate")][0]
+    assert float(line.split()[3]) == pytest.approx(escape.kramers_rate(0.5, escape.DoubleWell(1, 1, 1), 0.5), rel=1e-5)
+    assert main(["escape", "--lr", "0.5", "--batch-size", "0.5", "--well", "1,2"]) == 2

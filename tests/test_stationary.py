@@ -181,3 +181,21 @@ def test_label_noise_closed_form_is_self_consistent():
         state_noise = lambda Sig: (A @ Sig @ A + np.trace(A @ Sig) * A) / S
         numeric = st._self_consistent(method, A, state_noise, sigma2 * A / S, None)
         assert rel(closed, numeric) < 1e-9
+
+
+def test_cli_stationary_prints_exact_and_ou_traces(capsys):
+    from inertia.cli import main
+
+    assert main(["stationary", "--eigenvalues", "1,0.1", "--lr", "1.8"]) == 0
+    out = capsys.readouterr().out
+    exact = np.trace(st.covariance(GD(1.8), [1.0, 0.1], 1.0).parameters)
+    ou = np.trace(st.covariance_ou(GD(1.8), [1.0, 0.1], 1.0))
+    row = [line for line in out.splitlines() if line.startswith("Tr Σ")][0].split()
+    assert float(row[2]) == pytest.approx(exact, rel=1e-5) and float(row[3]) == pytest.approx(ou, rel=1e-5)
+
+
+def test_cli_stationary_refuses_unstable_lr(capsys):
+    from inertia.cli import main
+
+    assert main(["stationary", "--eigenvalues", "1,0.1", "--lr", "2.1"]) == 2
+    assert "no stationary state" in capsys.readouterr().err
