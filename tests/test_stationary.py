@@ -122,6 +122,17 @@ def test_state_space_agrees_with_dense_lyapunov(case, method):
     assert rel(out.lookahead, M @ dense @ M.T) < 1e-10
 
 
+@pytest.mark.parametrize("method", [HeavyBall(0.3, 0.7), Nesterov(0.2, 0.8)])
+def test_preconditioned_state_space_agrees_with_dense_lyapunov(case, method):
+    K, C = case
+    P = random_spd(np.random.default_rng(5), K.shape[0], 0.3, 1.5)
+    A, B = st.state_space(method, K, P)
+    dense = scipy.linalg.solve_discrete_lyapunov(A, B @ C @ B.T)
+    out = st.covariance(method, K, C, preconditioner=P)
+    d = K.shape[0]
+    assert rel(out.parameters, dense[:d, :d]) < 1e-10 and rel(out.velocity, dense[d:, d:]) < 1e-10
+
+
 def test_ou_limit_and_small_lr(case):
     K, C = case
     ou = st.covariance_ou(HeavyBall.from_practitioner(0.01, 0.9), K, C)
