@@ -24,7 +24,8 @@ def add_commands(commands) -> None:
     p.add_argument("--momentum", type=float, default=0.0)
     p.add_argument("--simulate", type=int, metavar="CHAINS", nargs="?", const=4000,
                    help="add a Monte Carlo estimate from CHAINS independent chains (default 4000)")
-    p.add_argument("--steps", type=int, default=2000, help="steps per chain for --simulate (default 2000)")
+    p.add_argument("--steps", type=int,
+                   help="steps per chain for --simulate (default: enough for the transient to decay to 1e-8)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=_stationary)
 
@@ -78,6 +79,11 @@ def _stationary(args) -> int:
     for name, e, o in rows:
         print(f"{name:24s} {e:14.6g} {o:14.6g} {e / o:10.4g}")
     if args.simulate:
+        from ..stability import spectral_radius
+
+        if args.steps is None:  # the covariance transient decays as ρ^{2n}
+            rho = float(np.max(spectral_radius(method, np.linalg.eigvalsh(H))))
+            args.steps = int(min(10**6, max(100, np.ceil(np.log(1e-8) / (2 * np.log(rho))))))
         ds = sweep(method, Quadratic(H), np.zeros(d), args.steps, seeds=args.simulate, noise=Gaussian(C),
                    key=jax.random.key(args.seed), record_at=[args.steps], progress=False)
         x = ds.x.values[0, :, -1, :] + float(method.lookahead) * ds.velocity.values[0, :, -1, :] * (observed == "lookahead")
