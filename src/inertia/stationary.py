@@ -181,26 +181,21 @@ def covariance(method: Method, H, C, preconditioner=None, *, block_rows: int = 1
     _check_stationary(method, system.k)
     Ct = _noise_in_eigenbasis(C, system)
     k, d = system.k, system.k.size
-    scale = max(np.abs(Ct).max(), 1e-300)
-    if np.abs(Ct - np.diag(np.diag(Ct))).max() <= 1e-14 * scale:
+    T = system.T
+    pairs = ((0, 0), (0, 1), (1, 1))  # blocks xx, xv, vv of Σ_z (vx is the transpose of xv)
+    if np.abs(Ct - np.diag(np.diag(Ct))).max() <= 1e-14 * max(np.abs(Ct).max(), 1e-300):
         # C commutes with PH: only the d diagonal pairs contribute.
         G = _pair_solutions(method, k, k)
-        T = system.T
-        xx, xv, vv = ((T * (np.diag(Ct) * G[:, r, c])) @ T.T for r, c in ((0, 0), (0, 1), (1, 1)))
-        return _assemble(method, xx, xv, vv)
-    else:
-        check_int("block_rows", block_rows, 1)
-        blocks = [[np.empty((d, d)) for _ in range(2)] for _ in range(2)]
-        for start in range(0, d, block_rows):
-            rows = slice(start, min(start + block_rows, d))
-            ki, kj = np.meshgrid(k[rows], k, indexing="ij")
-            G = _pair_solutions(method, ki, kj)
-            for r in range(2):
-                for c in range(2):
-                    blocks[r][c][rows] = Ct[rows] * G[..., r, c]
-    T = system.T
-    xx, xv, vv = (T @ blocks[r][c] @ T.T for r, c in ((0, 0), (0, 1), (1, 1)))
-    return _assemble(method, xx, xv, vv)
+        return _assemble(method, *((T * (np.diag(Ct) * G[:, r, c])) @ T.T for r, c in pairs))
+    check_int("block_rows", block_rows, 1)
+    blocks = [np.empty((d, d)) for _ in pairs]
+    for start in range(0, d, block_rows):
+        rows = slice(start, min(start + block_rows, d))
+        ki, kj = np.meshgrid(k[rows], k, indexing="ij")
+        G = _pair_solutions(method, ki, kj)
+        for block, (r, c) in zip(blocks, pairs):
+            block[rows] = Ct[rows] * G[..., r, c]
+    return _assemble(method, *(T @ block @ T.T for block in blocks))
 
 
 def _assemble(method, xx, xv, vv) -> Stationary:
