@@ -156,7 +156,7 @@ def _momentum_divergence(momenta, chains, steps):
                  "minibatch noise solved self-consistently, matches simulation; keeping only the noise at the "
                  "minimum, or the OU limit, does not.",
        quick={"n": 1000, "batch": 100, "dim": 4, "lr": 1.6, "chains": 2000, "steps": 300, "replace": [True]},
-       full={"n": 1000, "batch": 100, "dim": 4, "lr": 1.6, "chains": 10000, "steps": 600, "replace": [True, False]})
+       full={"n": 1000, "batch": 100, "dim": 4, "lr": 1.6, "chains": 4000, "steps": 200, "replace": [True, False]})
 def _minibatch_regression(n, batch, dim, lr, chains, steps, replace):
     rng = np.random.default_rng(0)
     teacher = rng.normal(size=dim)
