@@ -186,12 +186,14 @@ def _minibatch_regression(n, batch, dim, lr, chains, steps, replace):
         ax.plot(idx, np.diag(ou), "C1_", ms=14, mew=2, label="OU")
         ax.set_xticks(idx)
         ax.set(xlabel="parameter index i", ylabel="stationary Var[w_i]",
-               title=f"N = {n}, S = {batch}, {'with' if r else 'without'} replacement, λ·k_max = {lr * np.linalg.eigvalsh(K).max():.2g}")
-        ax.legend(fontsize=8)
+               title=f"N = {n}, S = {batch}, {'with' if r else 'without'} replacement")
+        ax.legend(fontsize=8, loc="center", ncol=2)
         key = "with_replacement" if r else "without_replacement"
         numbers[key] = {"exact": np.diag(exact), "naive": np.diag(naive), "ou": np.diag(ou), "simulated": est[:, 0],
                         "stderr": est[:, 1], "test_loss_exact": test_exact, "test_loss_simulated": test_mc,
                         "training_loss_excess": 0.5 * float(np.sum(K * exact))}
+    fig.suptitle(f"minibatch SGD on least squares, d = {dim}, λ·k_max = {lr * np.linalg.eigvalsh(K).max():.2g}", fontsize=10)
+    fig.tight_layout()
     figs.append(fig)
     w = numbers["with_replacement" if replace[0] else "without_replacement"]
     return Outcome(verdict(ok),
@@ -238,12 +240,12 @@ def _escape_expected_loss(lrs, chains, steps):
        source=f"{LIU}, Theorem 9 (approximate by the paper's own word)",
        statement="For a 1-D well (curvature k_a) and barrier (|k_b|) with noise C = |L''|/S, Theorem 9 gives the "
                  "escape rate within a factor 2 when λk_a is small (0.1–0.2); measured: how far it drifts at λk_a = 1.",
-       quick={"wells": [[1.0, 1.0]], "lrk": [0.1, 1.0], "exponents": [2.0, 3.0, 4.0], "chains": 400},
+       quick={"wells": [[1.0, 1.0], [2.0, 0.5]], "lrk": [0.1, 1.0], "exponents": [2.0, 3.0, 4.0], "chains": 400},
        full={"wells": [[1.0, 1.0], [2.0, 0.5], [0.5, 2.0]], "lrk": [0.1, 0.5, 1.0], "exponents": [2.0, 3.0, 4.0, 5.0],
              "chains": 2000})
 def _kramers(wells, lrk, exponents, chains):
     rows = []
-    fig, axes = plt.subplots(1, len(wells), figsize=(5 * len(wells), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(wells), figsize=(5.5 * len(wells), 4.2), squeeze=False)
     for (ka, kb), ax in zip(wells, axes[0]):
         well = escape.DoubleWell(ka, kb, 1.0)
         l = well.fraction
@@ -260,10 +262,11 @@ def _kramers(wells, lrk, exponents, chains):
             err = np.array([[m.rate - m.low, m.high - m.rate] for m in mc]).T
             ax.errorbar(exponents, rate, yerr=err, fmt="o", color=f"C{p}", label=f"SGD λk_a = {lk:g} (95% CI)")
             ax.semilogy(exponents, th, "-", color=f"C{p}", label=f"Theorem 9, λk_a = {lk:g}")
-        ax.set(xlabel="theorem's exponent (2SΔL/λ)(l(1−λk_a/2)/k_a + (1−l)/|k_b|)", ylabel="escape rate per unit time λ·step",
+        ax.set(xlabel="exponent of Theorem 9 (ΔL over the effective temperature)", ylabel="escape rate per unit time (λ·step)",
                title=f"k_a = {ka:g}, |k_b| = {kb:g}, ΔL = 1 (l = {l:.2g})")
         ax.set_yscale("log")
         ax.legend(fontsize=7)
+    fig.tight_layout()
     small = [r["ratio"] for r in rows if r["lr"] * r["k_a"] <= 0.2 + 1e-12]
     large = [r["ratio"] for r in rows if r["lr"] * r["k_a"] >= 1 - 1e-12]
     holds = bool(small) and all(0.5 < x < 2 for x in small)
