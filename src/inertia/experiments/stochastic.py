@@ -187,7 +187,7 @@ def _minibatch_regression(n, batch, dim, lr, chains, steps, replace):
         ax.set_xticks(idx)
         ax.set(xlabel="parameter index i", ylabel="stationary Var[w_i]",
                title=f"N = {n}, S = {batch}, {'with' if r else 'without'} replacement")
-        ax.legend(fontsize=8, loc="center", ncol=2)
+        ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 0.12), ncol=2)
         key = "with_replacement" if r else "without_replacement"
         numbers[key] = {"exact": np.diag(exact), "naive": np.diag(naive), "ou": np.diag(ou), "simulated": est[:, 0],
                         "stderr": est[:, 1], "test_loss_exact": test_exact, "test_loss_simulated": test_mc,
