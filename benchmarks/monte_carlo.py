@@ -4,6 +4,7 @@
    (after compilation) against a NumPy loop vectorised over chains. Target: under 2 s.
 2. `inertia.stationary.covariance` at d = 100, 300, 1000 (C commuting with H, and not), against SciPy's
    dense `solve_discrete_lyapunov` on the 2d × 2d state (Bartels–Stewart on the Schur form) where it is affordable.
+3. The scanned Euler–Maruyama of `inertia.sde.simulate` against diffrax (Euler, UnsafeBrownianPath).
 
 Run: PYTHONPATH=src python benchmarks/monte_carlo.py
 """
@@ -84,12 +85,53 @@ def covariance_timings():
     return rows
 
 
+def sde_solvers(paths=4000, steps=1000):
+    """The order-1 SME on a 2-D quadratic: `inertia.sde.simulate` (scanned Euler–Maruyama) against diffrax's
+    Euler with an `UnsafeBrownianPath` (its fastest fixed-step option), same step and path count."""
+    import diffrax
+    import jax.numpy as jnp
+
+    from inertia import sde
+
+    K = np.array([[1.0, 0.3], [0.3, 0.2]])
+    C = np.array([[0.5, -0.2], [-0.2, 1.0]])
+    model = sde.SME(0.1, C)
+    objective = inertia.Quadratic(K)
+    x0, T = np.ones(2), 10.0
+    dt = T / steps
+    run = lambda key: np.asarray(sde.simulate(model, objective, x0, T, dt=dt, paths=paths, key=key))
+    run(jax.random.key(0))
+    t_em, x_em = timed(lambda: run(jax.random.key(1)), repeat=2)
+
+    G = jnp.asarray(model.diffusion_factor(2))
+
+    @jax.jit
+    def solve(keys):
+        def one(key):
+            bm = diffrax.UnsafeBrownianPath(shape=(2,), key=key)
+            terms = diffrax.MultiTerm(diffrax.ODETerm(lambda t, y, a: model.drift(objective, y)),
+                                      diffrax.ControlTerm(lambda t, y, a: G, bm))
+            return diffrax.diffeqsolve(terms, diffrax.Euler(), 0.0, T, dt, jnp.asarray(x0), max_steps=steps + 2,
+                                       adjoint=diffrax.ForwardMode()).ys[-1]
+
+        return jax.vmap(one)(keys)
+
+    solve(jax.random.split(jax.random.key(0), paths)).block_until_ready()
+    t_dfx, x_dfx = timed(lambda: np.asarray(solve(jax.random.split(jax.random.key(1), paths))), repeat=2)
+    exact = np.trace(sde.gaussian_moments(model, K, x0, [T])[1][0])
+    print(f"SME, {paths} paths × {steps} Euler–Maruyama steps: inertia.sde.simulate {t_em:.3f} s, diffrax {t_dfx:.3f} s; "
+          f"Tr Cov: {np.trace(np.cov(x_em.T)):.4f} / {np.trace(np.cov(x_dfx.T)):.4f} (exact {exact:.4f})")
+    return t_em, t_dfx
+
+
 if __name__ == "__main__":
     t32, t64, numpy_time = monte_carlo()
     rows = covariance_timings()
+    t_em, t_dfx = sde_solvers()
     print()
     print(f"monte carlo 4000x4000 d=2: float32 {t32:.3f} s, float64 {t64:.3f} s (target < 2 s); "
           f"NumPy-loop/inertia time ratio {numpy_time / t32:.2f} (float32), {numpy_time / t64:.2f} (float64)")
     for d, t_comm, t_full, t_dense in rows:
         ratio = f"; SciPy-dense/inertia ratio {t_dense / t_full:.1f}" if np.isfinite(t_dense) else ""
         print(f"covariance d={d}: {t_full:.3f} s non-commuting, {t_comm:.3f} s commuting{ratio}")
+    print(f"SDE Euler–Maruyama: diffrax/inertia time ratio {t_dfx / t_em:.2f}")
