@@ -19,7 +19,7 @@ SDE) and by coupled Monte Carlo on any objective (`coupled_weak_error`: the meth
 SDE's Brownian increments; scanned Euler–Maruyama, Richardson-extrapolated). Measured on the non-convex
 ``f = x²/2 + sin(2x)/2``: local orders 0.95 (order 1), 2.05 (order 2, η = 0.005 → 0.0025), 0.97 (heavy ball,
 β = 0.5). A scanned Euler–Maruyama is used rather than diffrax: the SDEs here have additive noise and fixed steps,
-and the coupling needs the method's and the SDE's increments from one array; it is also 2.2× faster than
+and the coupling needs the method's and the SDE's increments from one array; it is also 1.3–2.2× faster than
 diffrax's Euler with an `UnsafeBrownianPath` (4000 paths × 1000 steps, benchmarks/monte_carlo.py).
 SVAG (`inertia.noise.SVAG`) with learning rate ``η/ℓ`` converges to the order-1 SME as ``ℓ → ∞``.
 """
