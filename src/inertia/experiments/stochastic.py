@@ -384,7 +384,7 @@ def _sgdm_gap(betas, etas):
                  "learning rate models SGDM (from rest) with weak order 1. Measured exactly on a quadratic with "
                  "non-commuting noise, and by coupled Monte Carlo on the non-convex f = x²/2 + sin(2x)/2.",
        quick={"lrs": [0.04, 0.02, 0.01, 0.005, 0.0025], "time": 2.0, "mc_lrs": [0.02, 0.01, 0.005],
-              "mc_lrs_order2": [0.01, 0.005, 0.0025], "paths": 2000, "paths_order2": 8000},
+              "mc_lrs_order2": [0.005, 0.0025], "paths": 2000, "paths_order2": 8000},
        full={"lrs": list(np.geomspace(0.08, 0.00125, 7)), "time": 2.0, "mc_lrs": [0.04, 0.02, 0.01, 0.005, 0.0025],
              "mc_lrs_order2": [0.02, 0.01, 0.005, 0.0025, 0.00125], "paths": 20000, "paths_order2": 50000})
 def _sde_order(lrs, time, mc_lrs, mc_lrs_order2, paths, paths_order2):
