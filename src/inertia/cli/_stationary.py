@@ -1,0 +1,118 @@
+"""``inertia stationary`` and ``inertia escape``: exact stationary statistics and escape rates, optionally
+checked by Monte Carlo (``--simulate``)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .._checks import InertiaError
+from . import _parse
+
+
+def add_commands(commands) -> None:
+    p = commands.add_parser("stationary", help="exact stationary covariance of SGD/SGDM on a quadratic vs the OU prediction")
+    p.add_argument("--eigenvalues", default="1,0.1", help="Hessian eigenvalues (a diagonal H), comma-separated")
+    p.add_argument("--hessian", metavar="FILE", help="a (d, d) Hessian in .npy or text; overrides --eigenvalues")
+    p.add_argument("--noise", default="1",
+                   help="gradient-noise covariance C: a number (σ²·I), comma-separated diagonal, H/S (e.g. H/100: "
+                        "the minibatch-like C = H/S) or a .npy/text file (default 1)")
+    p.add_argument("--method", default="gd", type=_parse.method_name,
+                   help="gd, heavy-ball, nesterov (torch/optax form) or heavy-ball-normalised, nesterov-normalised")
+    p.add_argument("--lr", type=float, required=True)
+    p.add_argument("--momentum", type=float, default=0.0)
+    p.add_argument("--simulate", type=int, metavar="CHAINS", nargs="?", const=4000,
+                   help="add a Monte Carlo estimate from CHAINS independent chains (default 4000)")
+    p.add_argument("--steps", type=int,
+                   help="steps per chain for --simulate (default: enough for the transient to decay to 1e-8)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_stationary)
+
+    p = commands.add_parser("escape", help="Kramers-type escape rate of SGD from a 1-D well (Liu, Ziyin & Ueda Thm 9)")
+    p.add_argument("--lr", type=float, required=True)
+    p.add_argument("--batch-size", type=float, required=True, help="S in the noise C = |L''|/S")
+    p.add_argument("--well", default="1,1,1", help="k_a,|k_b|,ΔL: curvature of the minimum and of the barrier top, and the barrier height")
+    p.add_argument("--simulate", type=int, metavar="CHAINS", nargs="?", const=2000,
+                   help="add a Monte Carlo escape rate from CHAINS chains (default 2000)")
+    p.add_argument("--max-steps", type=int, default=10**6)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_escape)
+
+
+def _load_matrix(path: str) -> np.ndarray:
+    return np.load(path) if path.endswith(".npy") else np.loadtxt(path, ndmin=2)
+
+
+def _noise(text: str, H: np.ndarray):
+    if text.upper().startswith("H/"):
+        return H / float(_parse.floats(text[2:], "--noise H/S")[0])
+    if os.path.exists(text):
+        return _load_matrix(text)
+    values = _parse.floats(text, "--noise")
+    if values.size not in (1, H.shape[0]):
+        raise InertiaError(f"--noise must have 1 or {H.shape[0]} values (the dimension of H); got {values.size}")
+    return values[0] if values.size == 1 else values
+
+
+def _stationary(args) -> int:
+    import jax
+
+    from .. import stationary as st
+    from ..noise import Gaussian
+    from ..objectives import Quadratic
+    from ..simulate import sweep
+    from ..stability import METHODS
+
+    H = _load_matrix(args.hessian) if args.hessian else np.diag(_parse.floats(args.eigenvalues, "eigenvalues"))
+    C = _noise(args.noise, H)
+    method = METHODS[args.method](args.lr, args.momentum)
+    observed = "lookahead" if args.method.startswith("nesterov") else "parameters"
+    exact = getattr(st.covariance(method, H, C), observed)
+    ou = st.covariance_ou(method, H, C)
+    d = H.shape[0]
+    print(f"method {args.method}, lr {args.lr:g}, momentum {args.momentum:g}, d = {d}; "
+          f"stable for h·k_max < {st.stationary_threshold(method):.6g}")
+    print(f"{'':24s} {'exact':>14s} {'OU':>14s} {'exact/OU':>10s}")
+    rows = [("Tr Σ", np.trace(exact), np.trace(ou)), ("training loss ½Tr[HΣ]", 0.5 * np.sum(H * exact), 0.5 * np.sum(H * ou)),
+            ("largest eigenvalue of Σ", np.linalg.eigvalsh(exact)[-1], np.linalg.eigvalsh(ou)[-1])]
+    for name, e, o in rows:
+        print(f"{name:24s} {e:14.6g} {o:14.6g} {e / o:10.4g}")
+    if args.simulate:
+        from ..stability import spectral_radius
+
+        if args.steps is None:  # the covariance transient decays as ρ^{2n}
+            rho = float(np.max(spectral_radius(method, np.linalg.eigvalsh(H))))
+            args.steps = int(min(10**6, max(100, np.ceil(np.log(1e-8) / (2 * np.log(rho))))))
+        ds = sweep(method, Quadratic(H), np.zeros(d), args.steps, seeds=args.simulate, noise=Gaussian(C),
+                   key=jax.random.key(args.seed), record_at=[args.steps], progress=False)
+        x = ds.x.values[0, :, -1, :] + float(method.lookahead) * ds.velocity.values[0, :, -1, :] * (observed == "lookahead")
+        sq = np.sum(x**2, 1)
+        half = 1.96 * sq.std(ddof=1) / np.sqrt(len(sq))
+        div = int((ds.diverged_at.values >= 0).sum())
+        print(f"Monte Carlo Tr Σ = {sq.mean():.6g} ± {half:.3g} (95% interval; {args.simulate} chains, one sample each "
+              f"at step {args.steps}{f'; {div} diverged' if div else ''}); exact inside: {abs(sq.mean() - np.trace(exact)) < half}")
+    return 0
+
+
+def _escape(args) -> int:
+    import jax
+
+    from .. import escape
+
+    values = _parse.floats(args.well, "--well")
+    if values.size != 3:
+        raise InertiaError(f"--well must be three numbers k_a,|k_b|,ΔL; got {args.well!r}")
+    ka, kb, barrier = values
+    well = escape.DoubleWell(float(ka), float(kb), float(barrier))
+    rate = escape.kramers_rate(args.lr, well, args.batch_size)
+    cont = escape.kramers_rate(args.lr, well, args.batch_size, continuous=True)
+    print(f"well k_a = {ka:g}, |k_b| = {kb:g}, ΔL = {barrier:g} (l = {well.fraction:.3g}); lr {args.lr:g}, S = {args.batch_size:g}")
+    print(f"Theorem 9 rate {rate:.6g} per unit time (λ·step), mean escape ≈ {1 / (rate * args.lr):.4g} steps")
+    print(f"continuous-time rate {cont:.6g}; discrete/continuous = {rate / cont:.4g}")
+    if args.simulate:
+        mc = escape.escape_rate(args.lr, well, args.batch_size, chains=args.simulate, max_steps=args.max_steps,
+                                key=jax.random.key(args.seed))
+        print(f"Monte Carlo rate {mc.rate:.6g}, 95% interval [{mc.low:.6g}, {mc.high:.6g}] ({mc.escaped}/{mc.chains} "
+              f"escaped, mean {mc.mean_steps:.4g} steps); Monte Carlo / Theorem 9 = {mc.rate / rate:.3g}")
+    return 0
