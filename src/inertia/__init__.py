@@ -10,6 +10,9 @@ from .noise import Gaussian, Minibatch, Noise
 from .objectives import (Beale, FiniteSum, Function, Himmelblau, LeastSquares, LogisticRegression, Objective,
                          Quadratic, Rosenbrock)
 from .simulate import Trajectory, run, sweep
+from .flows import (GradientFlow, HighResolutionODE, Model, ModifiedFlow, ModifiedODE, PrincipalFlow, Solution,
+                    ThirdOrderFlow, manifold_velocity, modified_loss, solve)
+from .order import Order, attraction_rate, convergence_order, manifold_distance
 
 __version__ = "0.1.0"
 
@@ -17,4 +20,7 @@ __all__ = [
     "InertiaError", "Method", "GD", "HeavyBall", "Nesterov", "effective_lr", "grid",
     "Objective", "Quadratic", "Function", "Rosenbrock", "Himmelblau", "Beale", "FiniteSum", "LeastSquares",
     "LogisticRegression", "Noise", "Gaussian", "Minibatch", "Trajectory", "run", "sweep",
+    "Model", "GradientFlow", "ModifiedODE", "ModifiedFlow", "ThirdOrderFlow", "PrincipalFlow", "HighResolutionODE",
+    "Solution", "solve", "modified_loss", "manifold_velocity",
+    "Order", "convergence_order", "manifold_distance", "attraction_rate",
 ]

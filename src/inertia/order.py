@@ -1,0 +1,150 @@
+"""Measured convergence orders of continuous-time models, and attraction to the slow manifold.
+
+`convergence_order` runs a method for each step size ``h`` and solves a model of it, both as one compiled
+program vmapped over ``h``, and fits ``log error = p·log h + const``: ``p`` is the measured order
+(Kovachki & Stuart, JMLR 2021, Thms 3.2/4.2/5.2; THEORY §2). `manifold_distance` and `attraction_rate`
+measure how fast a run started off the slow manifold falls onto it (rate ≈ λ per step, THEORY §2.3).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Literal, NamedTuple
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike
+
+from ._checks import InertiaError, check_finite, check_int, check_positive
+from .flows import Model, _manifold_rate, _solve, manifold_velocity
+from .methods import Method
+from .objectives import Objective
+from .simulate import _simulate, run
+
+__all__ = ["Order", "convergence_order", "fit_order", "manifold_distance", "attraction_rate"]
+
+
+class Order(NamedTuple):
+    """A measured order. **Fields:** ``hs``; ``errors``: ``sup_{nh≤T}|x_n − x(t_n)|`` per ``h``; ``order``: the
+    fitted slope of log error against log h; ``residual``: the RMS residual of that fit (in log units)."""
+
+    hs: np.ndarray
+    errors: np.ndarray
+    order: float
+    residual: float
+
+
+def fit_order(hs: ArrayLike, errors: ArrayLike) -> tuple[float, float]:
+    """Least-squares slope of ``log errors`` against ``log hs``, and the RMS residual of the fit."""
+    x, y = np.log(np.asarray(hs, float)), np.log(np.asarray(errors, float))
+    if not np.all(np.isfinite(y)):
+        raise InertiaError("errors must be positive and finite to fit an order (a run or solve diverged)")
+    slope, intercept = np.polyfit(x, y, 1)
+    return float(slope), float(np.sqrt(np.mean((y - slope * x - intercept) ** 2)))
+
+
+def _with_steps(method: Method, hs: np.ndarray) -> Method:
+    """One method per step size, as a batch (leading axis) of hyper-parameters."""
+    hs = jnp.asarray(hs)
+    batched = eqx.tree_at(lambda m: m.h, method, hs)
+    return jax.tree.map(lambda p: jnp.broadcast_to(jnp.asarray(p, hs.dtype), hs.shape), batched)
+
+
+@eqx.filter_jit
+def _errors(methods, model_of, objective, x0, v0s, counts, record_at, compare, rtol, atol, max_steps):
+    """Discrete runs and model solutions for a batch of methods; the sup error over ``n ≤ counts``."""
+    key = jax.random.key(0)
+
+    def one(method, v0, count):
+        xs, vs, _, _ = _simulate(method, objective, None, x0, v0, key, record_at, jnp.inf)
+        a = jnp.asarray(method.lookahead, x0.dtype)
+        discrete = xs + a * vs if compare == "lookahead" else xs
+        model = model_of(method)
+        ts = model.time(jnp.minimum(record_at, count))
+        y0 = model.initial_state(objective, discrete[0] if compare == "lookahead" else x0)
+        flow = model.position(_solve(model, objective, y0, ts, rtol, atol, diffrax.Tsit5(), max_steps))
+        err = jnp.linalg.norm(discrete - flow, axis=-1)
+        return jnp.max(jnp.where(record_at <= count, err, 0.0))
+
+    return jax.vmap(one)(methods, v0s, counts)
+
+
+def convergence_order(method: Method, model: Callable[[Method], Model], objective: Objective, x0: ArrayLike,
+                      T: float, hs: ArrayLike, *, start: Literal["manifold", "rest"] = "manifold",
+                      compare: Literal["iterates", "lookahead"] = "iterates", rtol: float = 1e-11,
+                      atol: float = 1e-13, max_steps: int = 100_000) -> Order:
+    """The global error ``sup_{t_n ≤ T}|x_n − x(t_n)|`` of `model` for each step size, and the fitted order.
+
+    **Arguments:**
+    - ``method``: a method whose ``h`` is replaced by each of ``hs`` (momentum and look-ahead are kept).
+    - ``model``: a model class (or any ``method → Model``), e.g. `inertia.ModifiedFlow`.
+    - ``objective``, ``x0``, ``T``: the model-time horizon; ``hs``: at least two step sizes.
+    - ``start``: ``"manifold"`` starts the discrete run on the slow manifold, ``x₋₁ = x₀ − h ẋ(x₀)``
+      (`inertia.manifold_velocity`); ``"rest"`` starts it at rest, ``x₋₁ = x₀``, as torch/optax do. From rest
+      the run lags the flow by a time ``O(h)`` (the fast mode carries ``h ẋ λ/(1−λ)`` away), so every model
+      measures order 1.
+    - ``compare``: ``"iterates"`` compares ``x_n``; ``"lookahead"`` compares the look-ahead points
+      ``y_n = x_n + a(x_n − x_{n−1})`` (practitioner Nesterov's iterates) with the model started at ``y₀``.
+    - ``rtol``, ``atol``: the ODE solver's tolerances (keep them far below the smallest error).
+
+    **Returns:** an `Order`.
+    """
+    hs = np.sort(np.asarray(hs, dtype=float))
+    if hs.ndim != 1 or hs.size < 2:
+        raise InertiaError("hs must hold at least two step sizes")
+    check_positive("hs", hs)
+    check_positive("T", T)
+    if start not in ("manifold", "rest"):
+        raise InertiaError(f"start must be 'manifold' or 'rest'; got {start!r}")
+    if compare not in ("iterates", "lookahead"):
+        raise InertiaError(f"compare must be 'iterates' or 'lookahead'; got {compare!r}")
+    x0 = jnp.asarray(x0, dtype=jnp.result_type(float))
+    check_finite("x0", x0)
+    methods = _with_steps(method, hs)
+    probe = model(method)  # raises early for a method the model does not cover
+    counts = np.floor(T / np.asarray(jax.vmap(lambda m: model(m).time(1.0))(methods)) + 1e-9).astype(np.int64)
+    if np.any(counts < 1):
+        raise InertiaError(f"T = {T} is shorter than one step of the largest h")
+    if start == "manifold":
+        v0s = jax.vmap(lambda m: manifold_velocity(m, objective, x0))(methods)
+    else:
+        v0s = jnp.zeros((hs.size,) + x0.shape, x0.dtype)
+    record_at = jnp.arange(int(counts.max()) + 1)
+    del probe
+    errors = np.asarray(_errors(methods, model, objective, x0, v0s, jnp.asarray(counts), record_at, compare,
+                                rtol, atol, max_steps))
+    order, residual = fit_order(hs, errors)
+    return Order(hs, errors, order, residual)
+
+
+def manifold_distance(method: Method, objective: Objective, x: Array, velocity: Array) -> Array:
+    """The distance of the pair ``(x_n, x_{n−1})`` from the slow manifold: ``|v_n − v_M(x_n)|``.
+
+    ``v_M(x) = h ẋ − (h²/2) ẍ`` is the velocity on the manifold (`inertia.manifold_velocity`), exact to
+    O(h³). **Arguments:** ``x``, ``velocity``: arrays ``(T, d)`` of iterates and ``x_n − x_{n−1}``.
+    """
+    on_manifold = jax.vmap(lambda y: manifold_velocity(method, objective, y))(jnp.asarray(x))
+    return jnp.linalg.norm(jnp.asarray(velocity) - on_manifold, axis=-1)
+
+
+def attraction_rate(method: Method, objective: Objective, x0: ArrayLike, steps: int = 60, *,
+                    v0: ArrayLike | None = None, floor: float = 30.0) -> tuple[float, np.ndarray]:
+    """The per-step rate at which a run started off the slow manifold approaches it (≈ λ, THEORY §2.3).
+
+    Runs `method` from ``x0`` with initial velocity ``v0`` (default: at rest, off the manifold by
+    ``h|ẋ|``), measures `manifold_distance` ``d_n``, and fits ``log d_n = n log ρ + const`` over the steps
+    where ``d_n`` is still ``floor`` times above the smallest distance seen (the manifold's O(h³) floor).
+
+    **Returns:** ``(ρ, d)``: the fitted rate and the distances at steps ``0 … steps``.
+    """
+    check_int("steps", steps, 4)
+    traj = run(method, objective, x0, steps, record_every=1, v0=v0)
+    d = np.asarray(manifold_distance(method, objective, traj.x, traj.velocity))
+    keep = d > floor * d.min()
+    n = np.arange(d.size)[keep]
+    if n.size < 3:
+        raise InertiaError("too few steps above the floor to fit a rate; start further off the manifold")
+    slope, _ = np.polyfit(n, np.log(d[keep]), 1)
+    return float(np.exp(slope)), d
