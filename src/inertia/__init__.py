@@ -13,6 +13,8 @@ from .simulate import Trajectory, run, sweep
 from .flows import (GradientFlow, HighResolutionODE, Model, ModifiedFlow, ModifiedODE, PrincipalFlow, Solution,
                     ThirdOrderFlow, manifold_velocity, modified_loss, solve)
 from .order import Order, attraction_rate, convergence_order, manifold_distance
+from .drift import DAL, dal, igr_loss
+from .games import Game, cancel_interaction, drift_order, modified_losses, one_step_error, play
 
 __version__ = "0.1.0"
 
@@ -23,4 +25,5 @@ __all__ = [
     "Model", "GradientFlow", "ModifiedODE", "ModifiedFlow", "ThirdOrderFlow", "PrincipalFlow", "HighResolutionODE",
     "Solution", "solve", "modified_loss", "manifold_velocity",
     "Order", "convergence_order", "manifold_distance", "attraction_rate",
+    "DAL", "dal", "igr_loss", "Game", "play", "modified_losses", "cancel_interaction", "one_step_error", "drift_order",
 ]

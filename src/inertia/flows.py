@@ -327,14 +327,23 @@ class Solution(eqx.Module):
     state: object
 
 
-def _solve(model, objective, y0, ts, rtol, atol, solver, max_steps):
-    term = diffrax.ODETerm(lambda t, y, args: model.field(objective, y))
+def integrate(field: Callable, y0, ts: Array, rtol: float, atol: float, solver=None, max_steps: int = 100_000):
+    """Integrate the autonomous ODE ``ẏ = field(y)`` (``y`` any pytree) with diffrax; the states at ``ts``.
+
+    Adaptive steps with a PID controller at the given tolerances; default solver ``diffrax.Tsit5()``.
+    Traceable (vmap/jit); a failed solve gives non-finite values rather than an error.
+    """
+    term = diffrax.ODETerm(lambda t, y, args: field(y))
     sol = diffrax.diffeqsolve(
-        term, solver, t0=ts[0], t1=ts[-1], dt0=None, y0=y0, saveat=diffrax.SaveAt(ts=ts),
+        term, solver or diffrax.Tsit5(), t0=ts[0], t1=ts[-1], dt0=None, y0=y0, saveat=diffrax.SaveAt(ts=ts),
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol), max_steps=max_steps,
         throw=False,
     )
     return sol.ys
+
+
+def _solve(model, objective, y0, ts, rtol, atol, solver, max_steps):
+    return integrate(lambda y: model.field(objective, y), y0, ts, rtol, atol, solver, max_steps)
 
 
 _solve_jit = eqx.filter_jit(_solve)
