@@ -47,9 +47,19 @@ def fit_order(hs: ArrayLike, errors: ArrayLike) -> tuple[float, float]:
 
 def _with_steps(method: Method, hs: np.ndarray) -> Method:
     """One method per step size, as a batch (leading axis) of hyper-parameters."""
-    hs = jnp.asarray(hs)
-    batched = eqx.tree_at(lambda m: m.h, method, hs)
-    return jax.tree.map(lambda p: jnp.broadcast_to(jnp.asarray(p, hs.dtype), hs.shape), batched)
+    batched = eqx.tree_at(lambda m: m.h, method, np.asarray(hs, float))
+    return jax.tree.map(lambda p: np.broadcast_to(np.asarray(p, float), np.shape(hs)), batched)
+
+
+@eqx.filter_jit
+def _starts(methods, model_of, objective, x0, rest):
+    """Each method's model time of one step, and its start velocity (slow manifold, or rest)."""
+
+    def one(method):
+        v0 = jnp.zeros_like(x0) if rest else manifold_velocity(method, objective, x0)
+        return model_of(method).time(1.0), v0
+
+    return jax.vmap(one)(methods)
 
 
 @eqx.filter_jit
@@ -102,18 +112,14 @@ def convergence_order(method: Method, model: Callable[[Method], Model], objectiv
         raise InertiaError(f"compare must be 'iterates' or 'lookahead'; got {compare!r}")
     x0 = jnp.asarray(x0, dtype=jnp.result_type(float))
     check_finite("x0", x0)
+    model(method)  # raises early for a method the model does not cover
     methods = _with_steps(method, hs)
-    probe = model(method)  # raises early for a method the model does not cover
-    counts = np.floor(T / np.asarray(jax.vmap(lambda m: model(m).time(1.0))(methods)) + 1e-9).astype(np.int64)
+    step_times, v0s = _starts(methods, model, objective, x0, start == "rest")
+    counts = np.floor(T / np.asarray(step_times) + 1e-9).astype(np.int64)
     if np.any(counts < 1):
         raise InertiaError(f"T = {T} is shorter than one step of the largest h")
-    if start == "manifold":
-        v0s = jax.vmap(lambda m: manifold_velocity(m, objective, x0))(methods)
-    else:
-        v0s = jnp.zeros((hs.size,) + x0.shape, x0.dtype)
-    record_at = jnp.arange(int(counts.max()) + 1)
-    del probe
-    errors = np.asarray(_errors(methods, model, objective, x0, v0s, jnp.asarray(counts), record_at, compare,
+    record_at = np.arange(int(counts.max()) + 1)
+    errors = np.asarray(_errors(methods, model, objective, x0, v0s, counts, record_at, compare,
                                 rtol, atol, max_steps))
     order, residual = fit_order(hs, errors)
     return Order(hs, errors, order, residual)
@@ -125,8 +131,13 @@ def manifold_distance(method: Method, objective: Objective, x: Array, velocity: 
     ``v_M(x) = h ẋ − (h²/2) ẍ`` is the velocity on the manifold (`inertia.manifold_velocity`), exact to
     O(h³). **Arguments:** ``x``, ``velocity``: arrays ``(T, d)`` of iterates and ``x_n − x_{n−1}``.
     """
-    on_manifold = jax.vmap(lambda y: manifold_velocity(method, objective, y))(jnp.asarray(x))
-    return jnp.linalg.norm(jnp.asarray(velocity) - on_manifold, axis=-1)
+    return _manifold_distance(method, objective, jnp.asarray(x), jnp.asarray(velocity))
+
+
+@eqx.filter_jit
+def _manifold_distance(method, objective, x, velocity):
+    on_manifold = jax.vmap(lambda y: manifold_velocity(method, objective, y))(x)
+    return jnp.linalg.norm(velocity - on_manifold, axis=-1)
 
 
 def attraction_rate(method: Method, objective: Objective, x0: ArrayLike, steps: int = 60, *,

@@ -4,6 +4,6 @@
 """
 
 from ._registry import CLAIMS, Claim, Outcome, claim, verdict
-from . import conventions, quadratics  # noqa: F401  (registration)
+from . import continuous_time, conventions, drift, quadratics  # noqa: F401  (registration)
 
 __all__ = ["CLAIMS", "Claim", "Outcome", "claim", "verdict"]
