@@ -52,22 +52,12 @@ def _with_steps(method: Method, hs: np.ndarray) -> Method:
 
 
 @eqx.filter_jit
-def _starts(methods, model_of, objective, x0, rest):
-    """Each method's model time of one step, and its start velocity (slow manifold, or rest)."""
-
-    def one(method):
-        v0 = jnp.zeros_like(x0) if rest else manifold_velocity(method, objective, x0)
-        return model_of(method).time(1.0), v0
-
-    return jax.vmap(one)(methods)
-
-
-@eqx.filter_jit
-def _errors(methods, model_of, objective, x0, v0s, counts, record_at, compare, rtol, atol, max_steps):
+def _errors(methods, model_of, objective, x0, counts, record_at, rest, compare, rtol, atol, max_steps):
     """Discrete runs and model solutions for a batch of methods; the sup error over ``n ≤ counts``."""
     key = jax.random.key(0)
 
-    def one(method, v0, count):
+    def one(method, count):
+        v0 = jnp.zeros_like(x0) if rest else manifold_velocity(method, objective, x0)
         xs, vs, _, _ = _simulate(method, objective, None, x0, v0, key, record_at, jnp.inf)
         a = jnp.asarray(method.lookahead, x0.dtype)
         discrete = xs + a * vs if compare == "lookahead" else xs
@@ -78,7 +68,7 @@ def _errors(methods, model_of, objective, x0, v0s, counts, record_at, compare, r
         err = jnp.linalg.norm(discrete - flow, axis=-1)
         return jnp.max(jnp.where(record_at <= count, err, 0.0))
 
-    return jax.vmap(one)(methods, v0s, counts)
+    return jax.vmap(one)(methods, counts)
 
 
 def convergence_order(method: Method, model: Callable[[Method], Model], objective: Objective, x0: ArrayLike,
@@ -114,12 +104,12 @@ def convergence_order(method: Method, model: Callable[[Method], Model], objectiv
     check_finite("x0", x0)
     model(method)  # raises early for a method the model does not cover
     methods = _with_steps(method, hs)
-    step_times, v0s = _starts(methods, model, objective, x0, start == "rest")
-    counts = np.floor(T / np.asarray(step_times) + 1e-9).astype(np.int64)
+    step_times = np.array([float(model(eqx.tree_at(lambda m: m.h, method, h)).time(1.0)) for h in hs])
+    counts = np.floor(T / step_times + 1e-9).astype(np.int64)
     if np.any(counts < 1):
         raise InertiaError(f"T = {T} is shorter than one step of the largest h")
     record_at = np.arange(int(counts.max()) + 1)
-    errors = np.asarray(_errors(methods, model, objective, x0, v0s, counts, record_at, compare,
+    errors = np.asarray(_errors(methods, model, objective, x0, counts, record_at, start == "rest", compare,
                                 rtol, atol, max_steps))
     order, residual = fit_order(hs, errors)
     return Order(hs, errors, order, residual)
