@@ -102,19 +102,6 @@ def test_high_resolution_heavy_ball_is_a_time_change_of_the_modified_ode():
     assert np.max(np.abs(shi.x - ks.x)) < 1e-8
 
 
-def test_hessian_damped_form_agrees_with_modified_ode_to_second_order():
-    hs = np.array([0.005, 0.01, 0.02, 0.04])
-    x0 = jnp.array([1.5, 1.0])
-    gaps = []
-    for h in hs:
-        m = I.Nesterov(h, 0.5)
-        a = I.solve(I.ModifiedODE(m), BOWL, x0, 1.0, rtol=1e-11, atol=1e-13)
-        b = I.solve(I.ModifiedODE(m, hessian_damping=True), BOWL, x0, 1.0, rtol=1e-11, atol=1e-13)
-        gaps.append(np.max(np.abs(a.x - b.x)))
-    order, _ = fit_order(hs, gaps)
-    assert order > 1.85
-
-
 def test_bad_input_raises():
     with pytest.raises(I.InertiaError, match="ThirdOrderFlow"):
         I.ThirdOrderFlow(I.HeavyBall(0.1, 0.5))
