@@ -84,3 +84,15 @@ def test_bad_input_raises():
         I.convergence_order(HB, I.GradientFlow, BOWL, X0, T, [0.01])
     with pytest.raises(I.InertiaError, match="start"):
         I.convergence_order(HB, I.GradientFlow, BOWL, X0, T, MOMENTUM_HS, start="nowhere")
+
+
+def test_cli_order_prints_the_measured_order(capsys):
+    from inertia.cli import main
+
+    code = main(["order", "--method", "nesterov", "--momentum", "0.5", "--model", "modified-flow",
+                 "--objective", "quadratic:1,3", "--x0", "1,1", "--lr", "log:2e-4:1.6e-3:4"])
+    out = capsys.readouterr().out
+    assert code == 0
+    fitted = float(out.split("fitted order")[1].split()[0])
+    assert abs(fitted - 2) < 0.15, out
+    assert main(["order", "--model", "no-such-model"]) == 2

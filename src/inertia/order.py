@@ -18,7 +18,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike
 
 from ._checks import InertiaError, check_finite, check_int, check_positive
-from .flows import Model, _manifold_rate, _solve, manifold_velocity
+from .flows import Model, _solve, manifold_velocity
 from .methods import Method
 from .objectives import Objective
 from .simulate import _simulate, run
