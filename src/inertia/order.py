@@ -135,17 +135,18 @@ def attraction_rate(method: Method, objective: Objective, x0: ArrayLike, steps: 
     """The per-step rate at which a run started off the slow manifold approaches it (≈ λ, THEORY §2.3).
 
     Runs `method` from ``x0`` with initial velocity ``v0`` (default: at rest, off the manifold by
-    ``h|ẋ|``), measures `manifold_distance` ``d_n``, and fits ``log d_n = n log ρ + const`` over the steps
-    where ``d_n`` is still ``floor`` times above the smallest distance seen (the manifold's O(h³) floor).
+    ``h|ẋ|``), measures `manifold_distance` ``d_n``, and fits ``log d_n = n log ρ + const`` over the first
+    steps, while ``d_n`` stays ``floor`` times above the largest distance in the second half of the run (the
+    level where the O(h³) error of the manifold formula takes over).
 
     **Returns:** ``(ρ, d)``: the fitted rate and the distances at steps ``0 … steps``.
     """
     check_int("steps", steps, 4)
     traj = run(method, objective, x0, steps, record_every=1, v0=v0)
     d = np.asarray(manifold_distance(method, objective, traj.x, traj.velocity))
-    keep = d > floor * d.min()
-    n = np.arange(d.size)[keep]
+    below = np.flatnonzero(d <= floor * d[d.size // 2:].max())
+    n = np.arange(below[0] if below.size else d.size)
     if n.size < 3:
         raise InertiaError("too few steps above the floor to fit a rate; start further off the manifold")
-    slope, _ = np.polyfit(n, np.log(d[keep]), 1)
+    slope, _ = np.polyfit(n, np.log(d[n]), 1)
     return float(np.exp(slope)), d
