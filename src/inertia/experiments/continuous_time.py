@@ -35,6 +35,9 @@ def _order_figure(results: dict, title: str):
         line, = ax.loglog(r.hs, r.errors, "o-", label=f"{label}: slope {r.order:.2f}")
         ref = r.errors[0] * (r.hs / r.hs[0]) ** expected
         ax.loglog(r.hs, ref, ":", color=line.get_color(), lw=1)
+    hs = next(iter(results.values())).hs
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    ax.set_xticks(hs, [f"{h:.1e}" for h in hs], fontsize=7)
     ax.set(xlabel="learning rate h", ylabel="global error  sup$_{nh≤T}$ |x$_n$ − x(nh)|", title=title)
     ax.legend(fontsize=7, title="dotted: slope 1, 2 or 3", title_fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
