@@ -76,12 +76,12 @@ def _flows(args) -> int:
 
     build, objective, x0 = _setup(args)
     method = build(args.lr, args.momentum)
+    models = {name: _model(name)(method) for name in (n.strip() for n in args.models.split(",")) if name}
     v0 = flows.manifold_velocity(method, objective, x0) if args.start == "manifold" else None
     traj = run(method, objective, x0, args.steps, record_every=1, v0=v0)
     discrete = np.asarray(traj.x)
     curves = {}
-    for name in tqdm([n.strip() for n in args.models.split(",") if n.strip()], desc="solve", unit="model"):
-        model = _model(name)(method)
+    for name, model in tqdm(models.items(), desc="solve", unit="model"):
         ts = model.time(np.arange(SUBSTEPS * args.steps + 1) / SUBSTEPS)  # between steps too, for the drawing
         curves[name] = np.asarray(flows.solve(model, objective, x0, ts=ts, rtol=args.rtol, atol=args.atol).x)
     print(f"{args.method} lr={args.lr} momentum={args.momentum} on {args.objective}, {args.steps} steps, "
