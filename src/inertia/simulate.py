@@ -110,7 +110,7 @@ def _simulate_grid(method, objective, noise, x0, v0, keys, record_at, max_norm):
 
 def _prepare(method, objective, noise, x0, v0, key):
     if not isinstance(method, Method):
-        raise InertiaError(f"method must be a GD, HeavyBall or Nesterov; got {type(method).__name__}")
+        raise InertiaError(f"method must be an inertia Method (GD, HeavyBall, Nesterov, DAL); got {type(method).__name__}")
     if not isinstance(objective, Objective):
         raise InertiaError(f"objective must be an inertia Objective; got {type(objective).__name__}")
     if noise is not None and not isinstance(noise, Noise):
