@@ -200,7 +200,8 @@ def train(model: Callable[..., eqx.Module], method: Method, data: Dataset, *, ke
     **Returns:** an `xarray.Dataset` over ``(config, seed, record)`` with ``train_loss``, ``train_accuracy``,
     ``test_loss``, ``test_accuracy``, ``distance`` (``‖θ − θ₀‖``), optionally ``sharpness``; coordinates
     ``epoch``/``step`` per record and ``h``, ``momentum``, ``lookahead`` per configuration; ``diverged_at``
-    (step, −1 if never) per run; with ``keep_params`` also ``initial`` (seed, parameter) and ``final``.
+    (step, −1 if never) per run; with ``keep_params`` also ``initial`` (seed, parameter), ``final`` and
+    ``velocity`` (config, seed, parameter): the last ``x_n`` and ``x_n − x_{n−1}`` of the canonical form.
     """
     _check(method, data, epochs, batch_size, seeds, loss, svag, record_every)
     dtype = jnp.float32
@@ -246,6 +247,7 @@ def _as_dataset(metrics, state, x0, grid, epochs, steps_per_epoch, batch, svag, 
     if keep_params:
         variables["initial"] = (("seed", "parameter"), np.asarray(x0))
         variables["final"] = (("config", "seed", "parameter"), np.asarray(state[0]))
+        variables["velocity"] = (("config", "seed", "parameter"), np.asarray(state[1]))
     epochs = np.asarray(epochs)
     coords = {
         "epoch": ("record", epochs), "step": ("record", epochs * steps_per_epoch),
