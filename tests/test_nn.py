@@ -208,9 +208,9 @@ def test_batches_are_an_epochwise_permutation_without_replacement():
     data = _tiny(n=23)
     from inertia.nn.train import _Problem
 
-    problem = _Problem(static=None, unravel=None, kind="squared", batch=5, steps_per_epoch=4, svag=1.0,
+    problem = _Problem(static=None, unravel=None, kind="squared", batch=5, steps_per_epoch=4, two_batches=False,
                        sharpness_iterations=0, x_train=jnp.zeros((23, 1)), y_train=jnp.zeros(23), x_eval=None,
-                       y_eval=None, x_test=None, y_test=None, max_norm=None)
+                       y_eval=None, x_test=None, y_test=None, max_norm=None, svag_weights=None)
     key = jax.random.key(0)
     first, second = np.asarray(_batches(problem, key, 0)), np.asarray(_batches(problem, key, 1))
     for order in (first, second):

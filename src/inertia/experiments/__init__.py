@@ -5,5 +5,6 @@
 
 from ._registry import CLAIMS, Claim, Outcome, claim, verdict
 from . import conventions, quadratics  # noqa: F401  (registration)
+from . import networks  # noqa: F401  (registration)
 
 __all__ = ["CLAIMS", "Claim", "Outcome", "claim", "verdict"]

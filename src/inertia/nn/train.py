@@ -60,7 +60,7 @@ class _Problem(eqx.Module):
     kind: str = eqx.field(static=True)
     batch: int = eqx.field(static=True)
     steps_per_epoch: int = eqx.field(static=True)
-    svag: float = eqx.field(static=True)
+    two_batches: bool = eqx.field(static=True)
     sharpness_iterations: int = eqx.field(static=True)
     x_train: jax.Array
     y_train: jax.Array
@@ -69,6 +69,7 @@ class _Problem(eqx.Module):
     x_test: jax.Array
     y_test: jax.Array
     max_norm: jax.Array
+    svag_weights: jax.Array
 
     def outputs(self, flat, x):
         model = eqx.combine(self.unravel(flat), self.static)
@@ -90,10 +91,11 @@ def _batches(problem, key, epoch):
 
 
 def _advance(problem, method, state, seed_key, first_epoch, n_epochs):
-    """``n_epochs`` epochs of one run from ``state = (x, v, diverged_at)``."""
+    """``n_epochs`` epochs of one run from ``state = (x, v, diverged_at)``; both bounds are traced, so every
+    chunk, the empty first one included, shares one compiled program."""
     order_key, second_key = jax.random.split(jax.random.fold_in(seed_key, 1))
     grad = jax.grad(problem.loss)
-    w1, w2 = svag_weights(problem.svag)
+    w1, w2 = problem.svag_weights
 
     def epoch(e, carry):
         first = _batches(problem, order_key, e)
@@ -104,7 +106,7 @@ def _advance(problem, method, state, seed_key, first_epoch, n_epochs):
 
             def gradient(y):
                 g = grad(y, problem.x_train[first[i]], problem.y_train[first[i]])
-                if problem.svag == 1:
+                if not problem.two_batches:
                     return g
                 return w1 * g + w2 * grad(y, problem.x_train[second[i]], problem.y_train[second[i]])
 
@@ -135,21 +137,21 @@ def _record(problem, state, x0, key):
 @eqx.filter_jit
 def _chunk(problem, method, state, seed_keys, x0, first_epoch, n_epochs):
     def one(m, s, k, start):
-        if n_epochs:
-            s = _advance(problem, m, s, k, first_epoch, n_epochs)
+        s = _advance(problem, m, s, k, first_epoch, n_epochs)
         return s, _record(problem, s, start, jax.random.fold_in(k, 2))
 
     over_seeds = jax.vmap(one, (None, 0, 0, 0))
     return jax.vmap(over_seeds, (0, 0, None, None))(method, state, seed_keys, x0)
 
 
-@eqx.filter_jit
 def _initial(model, seed_keys):
+    # a Python loop, not a vmap: eager initialisation reuses cached kernels, where a jit would recompile
+    # for every new model factory
     def init(k):
         params, _ = eqx.partition(model(key=jax.random.fold_in(k, 0)), eqx.is_inexact_array)
         return ravel_pytree(params)[0]
 
-    return jax.vmap(init)(seed_keys)
+    return jnp.stack([init(k) for k in seed_keys])
 
 
 def _check(method, data, epochs, batch_size, seeds, loss, svag, record_every):
@@ -218,22 +220,23 @@ def train(model: Callable[..., eqx.Module], method: Method, data: Dataset, *, ke
     template = jax.tree.map(lambda a: a.astype(dtype), template)
     _, unravel = ravel_pytree(template)
     problem = _Problem(
-        static=static, unravel=unravel, kind=loss, batch=batch, steps_per_epoch=n // batch, svag=float(svag),
+        static=static, unravel=unravel, kind=loss, batch=batch, steps_per_epoch=n // batch, two_batches=svag != 1,
         sharpness_iterations=int(sharpness_iterations),
         x_train=jnp.asarray(data.x_train, dtype), y_train=jnp.asarray(data.y_train, label_dtype),
         x_eval=jnp.asarray(data.x_train[:eval_n], dtype), y_eval=jnp.asarray(data.y_train[:eval_n], label_dtype),
         x_test=jnp.asarray(data.x_test, dtype), y_test=jnp.asarray(data.y_test, label_dtype),
-        max_norm=jnp.asarray(max_norm, dtype),
+        max_norm=jnp.asarray(max_norm, dtype), svag_weights=jnp.asarray(svag_weights(float(svag)), dtype),
     )
     state = (jnp.broadcast_to(x0, (n_configs,) + x0.shape), jnp.zeros((n_configs,) + x0.shape, dtype),
              jnp.full((n_configs, seeds), -1, jnp.int32))
     bounds = list(range(0, epochs, record_every)) + [epochs]
     records = []
-    state, first = _chunk(problem, grid, state, seed_keys, x0, jnp.asarray(0, jnp.int32), 0)
+    state, first = _chunk(problem, grid, state, seed_keys, x0, jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32))
     records.append(first)
     bar = tqdm(zip(bounds[:-1], bounds[1:]), total=len(bounds) - 1, desc="train", unit="chunk", disable=not progress)
     for start, stop in bar:
-        state, metrics = _chunk(problem, grid, state, seed_keys, x0, jnp.asarray(start, jnp.int32), stop - start)
+        state, metrics = _chunk(problem, grid, state, seed_keys, x0, jnp.asarray(start, jnp.int32),
+                                jnp.asarray(stop - start, jnp.int32))
         records.append(metrics)
         bar.set_postfix_str(f"epoch {stop}/{epochs}")
     metrics = {k: np.stack([np.asarray(r[k]) for r in records], axis=-1) for k in records[0]}
