@@ -199,3 +199,272 @@ def _ntk_movement(movement, widths):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------- the marginal value of momentum (SGD vs SGDM)
+
+
+def _welch(a, b, level=0.95):
+    """Mean of ``b − a`` and the half-width of its Welch confidence interval (seeds as samples)."""
+    from scipy import stats
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]  # diverged runs are counted separately
+    if len(a) < 2 or len(b) < 2:
+        return float("nan"), float("nan")
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = np.sqrt(va + vb)
+    if se == 0:
+        return float(b.mean() - a.mean()), 0.0
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return float(b.mean() - a.mean()), float(stats.t.ppf(0.5 + level / 2, df) * se)
+
+
+def _matched(lrs, beta):
+    """SGD at each η and SGDM at γ = η(1 − β), β: the same effective learning rate γ/(1 − β) (THEORY §3.5)."""
+    lrs = np.asarray(lrs, float)
+    return HeavyBall.from_practitioner(np.concatenate([lrs, lrs * (1 - beta)]),
+                                       np.concatenate([np.zeros_like(lrs), np.full_like(lrs, beta)]))
+
+
+def _sgdm_runs(data, width, lrs, beta, batch, steps, seeds, seed, svag=1.0):
+    n = len(data.y_train)
+    epochs = max(1, -(-steps * batch // n))
+    lrs = np.asarray(lrs, float) / svag
+    model = functools.partial(MLP, data.x_train.shape[1], data.n_classes, width=width)
+    return train(model, _matched(lrs, beta), data, key=jax.random.key(seed), epochs=epochs, batch_size=batch,
+                 seeds=seeds, svag=svag, record_every=max(1, epochs // 10), progress=False)
+
+
+def _final(out, variable, config):
+    return out[variable].values[config, :, -1]
+
+
+@claim(
+    id="sgdm-marginal-value",
+    title="SGD with momentum ≈ SGD at the same effective learning rate, except at large learning rate and batch",
+    source="Wang, Malladi, Wang, Lyu & Li, 'The marginal value of momentum for small learning rate SGD', ICLR 2024, "
+           "Thms 3.5, 4.5 and Sec. 5 (SVAG: Li, Malladi & Arora, NeurIPS 2021)",
+    statement=(
+        "MLPs on MNIST-1D and digits, SGD at η against SGDM at γ = η(1−β), β = 0.9 (same effective learning rate), "
+        "same seeds, batch sizes from small to full: at the small learning rate the SGDM − SGD gap in final test "
+        "accuracy lies inside its 95% Welch interval over seeds (simultaneous over cells, Bonferroni) at every batch "
+        "size; at the large learning rate "
+        "and full batch SGDM reaches a lower log training loss than SGD by more than the interval (SGD crosses its "
+        "stability threshold 2/η first: SGDM's is 2(1+β)/γ, 19× larger at matched η); with SVAG (noise ×ℓ, "
+        "learning rate ÷ℓ, steps ×ℓ) the log training-loss gap at a mid batch shrinks from ℓ = 1 to ℓ = 8. "
+        "Full run (all 4000 MNIST-1D / 1437 digits examples, 5 learning rates, 8 seeds, 1500 steps, SVAG to 12000 steps): about "
+        "40 minutes on 2 CPU cores."
+    ),
+    quick={"datasets": ["mnist1d", "digits"], "n_train": 512, "width": 32, "lrs": [0.1, 1.0, 3.0], "beta": 0.9,
+           "batch_sizes": [16, 128, None], "steps": 200, "seeds": 5, "svag": [1, 2, 4, 8], "svag_dataset": "mnist1d",
+           "svag_batch": 128, "seed": 0},
+    full={"datasets": ["mnist1d", "digits"], "n_train": None, "width": 64, "lrs": [0.03, 0.1, 0.3, 1.0, 3.0],
+          "beta": 0.9, "batch_sizes": [16, 64, 256, None], "steps": 1500, "seeds": 8, "svag": [1, 2, 4, 8],
+          "svag_dataset": "mnist1d", "svag_batch": 128, "seed": 0},
+)
+def _sgdm_marginal_value(*, datasets, n_train, width, lrs, beta, batch_sizes, steps, seeds, svag, svag_dataset,
+                         svag_batch, seed) -> Outcome:
+    lrs = sorted(lrs)  # config i is SGD at lrs[i], config k + i SGDM at the same effective rate
+    k = len(lrs)
+    sets = {name: load(name, n_train=n_train, seed=seed) for name in datasets}
+    runs, table = {}, {}
+    for name, data in sets.items():
+        for batch in batch_sizes:
+            b = len(data.y_train) if batch is None else batch
+            out = _sgdm_runs(data, width, lrs, beta, b, steps, seeds, seed)
+            runs[name, b] = out
+            for i, lr in enumerate(lrs):
+                acc = _welch(_final(out, "test_accuracy", i), _final(out, "test_accuracy", k + i))
+                # training losses span decades: compare their logarithms
+                loss = _welch(np.log10(_final(out, "train_loss", i)), np.log10(_final(out, "train_loss", k + i)))
+                table[f"{name} B={b} lr={lr}"] = {
+                    "dataset": name, "batch": b, "lr": lr, "full_batch": b == len(data.y_train),
+                    "sgd_accuracy": float(np.nanmean(_final(out, "test_accuracy", i))),
+                    "sgdm_accuracy": float(np.nanmean(_final(out, "test_accuracy", k + i))),
+                    "accuracy_gap": acc[0], "accuracy_ci": acc[1], "loss_gap": loss[0], "loss_ci": loss[1],
+                    "sgd_diverged": int((out.diverged_at.values[i] >= 0).sum()),
+                    "sgdm_diverged": int((out.diverged_at.values[k + i] >= 0).sum()),
+                }
+    small = [r for r in table.values() if r["lr"] == min(lrs)]
+    # simultaneous 95% intervals over the small-lr cells (Bonferroni), so one cell in twenty is not a finding
+    for r in small:
+        r["accuracy_ci_simultaneous"] = _welch(_final(runs[r["dataset"], r["batch"]], "test_accuracy", 0),
+                                               _final(runs[r["dataset"], r["batch"]], "test_accuracy", k),
+                                               level=1 - 0.05 / len(small))[1]
+    inside = [abs(r["accuracy_gap"]) <= r["accuracy_ci_simultaneous"] for r in small]
+    large_full = [r for r in table.values() if r["lr"] == max(lrs) and r["full_batch"]]
+    helps = [r["loss_gap"] < -r["loss_ci"] or (r["sgd_diverged"] > 0 and r["sgdm_diverged"] == 0) for r in large_full]
+
+    data = sets[svag_dataset]
+    base = runs[svag_dataset, svag_batch]
+    svag_runs = {1: base.isel(config=[k - 1, 2 * k - 1])}
+    for ell in svag:
+        if ell != 1:
+            svag_runs[ell] = _sgdm_runs(data, width, [max(lrs)], beta, svag_batch, steps * ell, seeds, seed, ell)
+    svag_gap = {ell: _welch(np.log10(r.train_loss.values[0, :, -1]), np.log10(r.train_loss.values[1, :, -1]))
+                for ell, r in svag_runs.items()}
+    ells = sorted(svag_gap)
+    shrinks = abs(svag_gap[ells[-1]][0]) < abs(svag_gap[ells[0]][0])
+
+    holds = all(inside) and all(helps) and shrinks
+    summary = (
+        f"Small lr η = {min(lrs)}: SGDM − SGD test-accuracy gap inside the simultaneous 95% seed interval in "
+        f"{sum(inside)}/{len(inside)} "
+        f"(dataset, batch) cells (largest |gap| {max(abs(r['accuracy_gap']) for r in small):.3f}). Large lr η = "
+        f"{max(lrs)}, full batch: SGDM lowers the final training loss beyond the interval in {sum(helps)}/{len(helps)} "
+        "data sets (" + ", ".join(f"{r['dataset']}: SGD {r['sgd_accuracy']:.3f} vs SGDM {r['sgdm_accuracy']:.3f} test "
+                                  f"accuracy, log10 training-loss gap {r['loss_gap']:.2f} ± {r['loss_ci']:.2f}" for r in large_full)
+        + f"). SVAG on {svag_dataset} at B = {svag_batch}, η = {max(lrs)}: log10 training-loss gap "
+        + ", ".join(f"ℓ={ell}: {svag_gap[ell][0]:+.2f} ± {svag_gap[ell][1]:.2f}" for ell in ells) + "."
+    )
+    numbers = {"cells": table, "svag_gap": {str(e): {"gap": g[0], "ci": g[1]} for e, g in svag_gap.items()},
+               "small_lr_inside_noise": inside, "large_lr_full_batch_helps": helps, "svag_gap_shrinks": shrinks}
+    figures = [_sgdm_accuracy_figure(table, datasets, lrs), _sgdm_curves_figure(runs, datasets, lrs, k),
+               _svag_figure(svag_runs, svag_gap, svag_dataset, svag_batch, max(lrs))]
+    return Outcome(verdict(holds), summary, numbers, figures)
+
+
+def _band(ax, x, values, colour, label, ls="-"):
+    mean = np.nanmean(values, axis=0)
+    half = 1.96 * np.nanstd(values, axis=0, ddof=1) / np.sqrt(values.shape[0])
+    ax.plot(x, mean, color=colour, ls=ls, label=label)
+    ax.fill_between(x, mean - half, mean + half, color=colour, alpha=0.2, lw=0)
+
+
+def _sgdm_accuracy_figure(table, datasets, lrs):
+    batches = sorted({r["batch"] for r in table.values() if r["dataset"] == datasets[0]})
+    fig, axes = plt.subplots(len(datasets), 1, figsize=(6.5, 3.2 * len(datasets)), squeeze=False)
+    for ax, name in zip(axes[:, 0], datasets):
+        rows = [r for r in table.values() if r["dataset"] == name]
+        batches = sorted({r["batch"] for r in rows})
+        for j, b in enumerate(batches):
+            cell = sorted((r for r in rows if r["batch"] == b), key=lambda r: r["lr"])
+            x = np.arange(len(cell)) + (j - (len(batches) - 1) / 2) * 0.8 / len(batches)
+            gaps = [r["accuracy_gap"] for r in cell]
+            cis = [r["accuracy_ci"] for r in cell]
+            ax.errorbar(x, gaps, yerr=cis, fmt="o", capsize=3, label=f"B = {b}" + (" (full)" if cell[0]["full_batch"] else ""))
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xticks(np.arange(len(lrs)), [f"{lr:g}" for lr in sorted(lrs)])
+        ax.set_xlabel("effective learning rate η = γ/(1−β)")
+        ax.set_ylabel("test accuracy: SGDM − SGD")
+        ax.set_title(f"{name}: final test-accuracy gap, 95% Welch interval over seeds", fontsize=10)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _sgdm_curves_figure(runs, datasets, lrs, k):
+    batches = sorted({b for (name, b) in runs if name == datasets[0]})
+    fig, axes = plt.subplots(len(datasets), len(batches), figsize=(3.6 * len(batches), 3.0 * len(datasets)),
+                             squeeze=False)
+    for row, name in enumerate(datasets):
+        for col, b in enumerate(sorted(b for (n, b) in runs if n == name)):
+            out, ax = runs[name, b], axes[row, col]
+            for i, ls in ((0, "--"), (k - 1, "-")):
+                _band(ax, out.step.values, out.train_loss.values[i], _COLOURS["SGD"], f"SGD η={lrs[i]:g}", ls)
+                _band(ax, out.step.values, out.train_loss.values[k + i], _COLOURS["SGDM"], f"SGDM η={lrs[i]:g}", ls)
+            ax.set_yscale("log")
+            ax.set_title(f"{name}, B = {b}", fontsize=10)
+            ax.set_xlabel("step")
+            ax.set_ylabel("training loss (cross-entropy)")
+            if row == 0 and col == 0:
+                ax.legend(fontsize=7)
+    fig.suptitle("Training loss, mean and 95% interval over seeds; SGDM at γ = η(1−β), β = 0.9", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _svag_figure(svag_runs, svag_gap, name, batch, lr):
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    ells = sorted(svag_runs)
+    for j, ell in enumerate(ells):
+        out = svag_runs[ell]
+        time = out.step.values * lr / ell
+        shade = 0.35 + 0.65 * j / max(1, len(ells) - 1)
+        left.plot(time, np.nanmean(out.train_loss.values[0], 0), color=plt.cm.Greys(shade), label=f"SGD ℓ={ell}")
+        left.plot(time, np.nanmean(out.train_loss.values[1], 0), color=plt.cm.Blues(shade), label=f"SGDM ℓ={ell}")
+    left.set_yscale("log")
+    left.set_xlabel("time t = step · η/ℓ")
+    left.set_ylabel("training loss (mean over seeds)")
+    left.set_title(f"SVAG on {name}, B = {batch}, η = {lr:g}", fontsize=10)
+    left.legend(fontsize=7, ncol=2)
+    right.errorbar(ells, [svag_gap[e][0] for e in ells], yerr=[svag_gap[e][1] for e in ells], fmt="o-", capsize=3)
+    right.axhline(0, color="k", lw=0.8)
+    right.set_xscale("log", base=2)
+    right.set_xticks(ells, [str(e) for e in ells])
+    right.set_xlabel("SVAG ℓ (noise ×ℓ, learning rate ÷ℓ)")
+    right.set_ylabel("final log10 training loss: SGDM − SGD")
+    right.set_title("The gap closes as ℓ grows", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------------ edge of stability
+
+
+@claim(
+    id="sharpness-edge-of-stability",
+    title="Sharpness along GD and heavy-ball training stops at the stability threshold 2(1+β)/h",
+    source="Cohen, Kaur, Li, Kolter & Talwalkar, ICLR 2021, Sec. 3 and App. (Polyak momentum: 2(1+β)/η); "
+           "threshold from THEORY §1",
+    statement=(
+        "Full-batch GD and heavy ball (β = 0.5) on an MLP with squared loss (digits): the largest Hessian eigenvalue "
+        "(Lanczos, 20 steps) rises during training and, over the second half of the run, stays at or below the "
+        "quadratic stability threshold 2(1+β)/h (2/h for GD) within 10%; runs whose threshold is within reach "
+        "hover at it (median over the second half ≥ 0.95 × threshold) for GD and for heavy ball. "
+        "Full run (all 1437 training examples, 2000 steps, 3 seeds): about 10 minutes on 2 CPU cores."
+    ),
+    quick={"dataset": "digits", "n_train": 256, "width": 64, "lrs": [0.3, 0.5, 0.6, 0.75],
+           "momenta": [0.0, 0.0, 0.5, 0.5], "steps": 200, "record_every": 10, "lanczos": 20, "seeds": 1,
+           "tolerance": 0.1, "seed": 0},
+    full={"dataset": "digits", "n_train": None, "width": 64, "lrs": [0.1, 0.2, 0.4, 0.2, 0.4, 0.6],
+          "momenta": [0.0, 0.0, 0.0, 0.5, 0.5, 0.5], "steps": 2000, "record_every": 20, "lanczos": 20, "seeds": 3,
+          "tolerance": 0.1, "seed": 0},
+)
+def _sharpness_edge_of_stability(*, dataset, n_train, width, lrs, momenta, steps, record_every, lanczos, seeds,
+                                 tolerance, seed) -> Outcome:
+    data = load(dataset, n_train=n_train, seed=seed)
+    method = HeavyBall(np.asarray(lrs, float), np.asarray(momenta, float))
+    model = functools.partial(MLP, data.x_train.shape[1], data.n_classes, width=width)
+    out = train(model, method, data, key=jax.random.key(seed), epochs=steps, seeds=seeds, loss="squared",
+                record_every=record_every, sharpness_iterations=lanczos, progress=False)
+    thresholds = np.array([stability.closed_form_threshold("heavy-ball", b, 1.0) / h for h, b in zip(lrs, momenta)])
+    late = out.step.values >= steps / 2
+    sharp = out.sharpness.values  # (config, seed, record)
+    late_max = np.nanmax(sharp[:, :, late], axis=(1, 2)) / thresholds
+    late_median = np.nanmedian(sharp[:, :, late], axis=(1, 2)) / thresholds
+    below = late_max <= 1 + tolerance
+    at_edge = late_median >= 1 - tolerance / 2
+    gd, hb = np.asarray(momenta) == 0, np.asarray(momenta) > 0
+    diverged = bool((out.diverged_at.values >= 0).any())
+    holds = bool(below.all() and at_edge[gd].any() and at_edge[hb].any())
+    rows = [f"h={h:g}, β={b:g}: threshold {t:.2f}, late max/threshold {m:.3f}, median/threshold {d:.3f}"
+            for h, b, t, m, d in zip(lrs, momenta, thresholds, late_max, late_median)]
+    summary = (f"Over the second half of training sharpness/threshold peaks at {late_max.max():.3f} (tolerance "
+               f"1 + {tolerance}); {int(at_edge[gd].sum())}/{int(gd.sum())} GD and {int(at_edge[hb].sum())}/"
+               f"{int(hb.sum())} heavy-ball runs hover at the edge. " + "; ".join(rows) + ".")
+    numbers = {"thresholds": thresholds, "late_max_over_threshold": late_max,
+               "late_median_over_threshold": late_median, "steps": out.step.values,
+               "sharpness": np.nanmean(sharp, axis=1), "train_loss": np.nanmean(out.train_loss.values, axis=1)}
+    return Outcome(verdict(holds, inconclusive=diverged), summary, numbers,
+                   [_sharpness_figure(out, lrs, momenta, thresholds, dataset)])
+
+
+def _sharpness_figure(out, lrs, momenta, thresholds, dataset):
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    colours = plt.cm.tab10(np.arange(len(lrs)))
+    for i, (h, b, t) in enumerate(zip(lrs, momenta, thresholds)):
+        name = "GD" if b == 0 else f"HB β={b:g}"
+        left.plot(out.step.values, np.nanmean(out.sharpness.values[i], 0), color=colours[i], label=f"{name}, h={h:g}")
+        left.axhline(t, color=colours[i], ls="--", lw=1)
+        right.semilogy(out.step.values, np.nanmean(out.train_loss.values[i], 0), color=colours[i], label=f"{name}, h={h:g}")
+    left.set_xlabel("step")
+    left.set_ylabel("sharpness λ_max(∇²L)")
+    left.set_title(f"{dataset} MLP, full batch: sharpness vs 2(1+β)/h (dashed)", fontsize=10)
+    left.legend(fontsize=8)
+    right.set_xlabel("step")
+    right.set_ylabel("training loss (squared)")
+    right.set_title("Training loss", fontsize=10)
+    fig.tight_layout()
+    return fig
