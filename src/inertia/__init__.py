@@ -10,6 +10,7 @@ from .noise import Gaussian, Minibatch, Noise
 from .objectives import (Beale, FiniteSum, Function, Himmelblau, LeastSquares, LogisticRegression, Objective,
                          Quadratic, Rosenbrock)
 from .simulate import Trajectory, run, sweep
+from . import hessian, nn, ntk  # submodules: networks (inertia.nn), Hessian tools, NTK
 
 __version__ = "0.1.0"
 
@@ -17,4 +18,5 @@ __all__ = [
     "InertiaError", "Method", "GD", "HeavyBall", "Nesterov", "effective_lr", "grid",
     "Objective", "Quadratic", "Function", "Rosenbrock", "Himmelblau", "Beale", "FiniteSum", "LeastSquares",
     "LogisticRegression", "Noise", "Gaussian", "Minibatch", "Trajectory", "run", "sweep",
+    "hessian", "nn", "ntk",
 ]

@@ -19,8 +19,9 @@ implements an update rule twice.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Callable
+from typing import Any, Callable
 
 import equinox as eqx
 import jax
@@ -41,6 +42,25 @@ __all__ = ["train", "LOSSES"]
 LOSSES = ("cross_entropy", "squared")
 
 
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+    """Unflattens a `ravel_pytree` vector. Hashable by value (unlike ravel_pytree's closure), so a second call
+    to `train` with the same model shapes reuses the compiled program."""
+
+    treedef: Any
+    shapes: tuple
+
+    @classmethod
+    def of(cls, tree) -> "_Layout":
+        leaves, treedef = jax.tree.flatten(tree)
+        return cls(treedef, tuple(tuple(leaf.shape) for leaf in leaves))
+
+    def __call__(self, flat):
+        sizes = [math.prod(shape) for shape in self.shapes]
+        pieces = jnp.split(flat, np.cumsum(sizes)[:-1]) if len(sizes) > 1 else [flat]
+        return jax.tree.unflatten(self.treedef, [p.reshape(s) for p, s in zip(pieces, self.shapes)])
+
+
 def _per_example(kind: str, out, y):
     if kind == "cross_entropy":
         return jax.nn.logsumexp(out) - out[y]
@@ -56,7 +76,7 @@ class _Problem(eqx.Module):
     """The pieces of one training problem that the compiled loop closes over (arrays are traced)."""
 
     static: object = eqx.field(static=True)
-    unravel: Callable = eqx.field(static=True)
+    unravel: _Layout = eqx.field(static=True)
     kind: str = eqx.field(static=True)
     batch: int = eqx.field(static=True)
     steps_per_epoch: int = eqx.field(static=True)
@@ -217,8 +237,7 @@ def train(model: Callable[..., eqx.Module], method: Method, data: Dataset, *, ke
     seed_keys = jax.random.split(key, seeds)
     x0 = _initial(model, seed_keys).astype(dtype)
     template, static = eqx.partition(model(key=jax.random.fold_in(seed_keys[0], 0)), eqx.is_inexact_array)
-    template = jax.tree.map(lambda a: a.astype(dtype), template)
-    _, unravel = ravel_pytree(template)
+    unravel = _Layout.of(template)
     problem = _Problem(
         static=static, unravel=unravel, kind=loss, batch=batch, steps_per_epoch=n // batch, two_batches=svag != 1,
         sharpness_iterations=int(sharpness_iterations),
