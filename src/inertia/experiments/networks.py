@@ -6,6 +6,7 @@ companion-matrix rates, stability thresholds) is computed in float64.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -58,7 +59,7 @@ def _kernel_curve(method, H, residual, steps, record):
 
 def _ntk_runs(name, n, width, steps, record_every, c, seed, methods=("GD", "HB", "NAG")):
     data, x = _ntk_data(name, n, seed)
-    data = type(data)(**{**data.__dict__, "x_train": x, "x_test": unit_norm(data.x_test)})
+    data = dataclasses.replace(data, x_train=x, x_test=unit_norm(data.x_test))
     key = jax.random.key(seed)
     model = functools.partial(TwoLayerReLU, x.shape[1], width)
     net = model(key=jax.random.fold_in(jax.random.split(key, 1)[0], 0))
@@ -112,7 +113,8 @@ def _ntk_runs(name, n, width, steps, record_every, c, seed, methods=("GD", "HB",
         "eig H(0); GD's loss stays under Du et al.'s bound (1 − ηλ₀/2)^k; at η = 1/λ_max, "
         "β = (1 − ½√(ηλ₀))², NAG is faster than HB, which is faster than GD; the relative weight movement "
         "‖W(T)−W(0)‖/‖W(0)‖ shrinks like m^(−1/2) (fitted slope −0.5 ± 0.15). "
-        "Full run (n = 256, m = 8192, widths to 16384, 1000 steps): about 4 minutes on 2 CPU cores."
+        "Full run (n = 256, m = 8192, widths to 16384, 1000 steps): about 10 minutes on 2 CPU cores (estimated "
+        "from the quick run's cost per step, not timed)."
     ),
     quick={"datasets": ["digits", "mnist1d", "breast_cancer"], "n": 64, "width": 2048, "steps": 200,
            "record_every": 4, "widths": [256, 1024, 4096], "c": 0.5, "seed": 0, "rate_tolerance": 0.15,
@@ -253,8 +255,8 @@ def _final(out, variable, config):
         "and full batch SGDM reaches a lower log training loss than SGD by more than the interval (SGD crosses its "
         "stability threshold 2/η first: SGDM's is 2(1+β)/γ, 19× larger at matched η); with SVAG (noise ×ℓ, "
         "learning rate ÷ℓ, steps ×ℓ) the log training-loss gap at a mid batch shrinks from ℓ = 1 to ℓ = 8. "
-        "Full run (all 4000 MNIST-1D / 1437 digits examples, 5 learning rates, 8 seeds, 1500 steps, SVAG to 12000 steps): about "
-        "40 minutes on 2 CPU cores."
+        "Full run (all 4000 MNIST-1D / 1437 digits examples, 5 learning rates, 8 seeds, 1500 steps, SVAG to "
+        "12000 steps): about an hour on 2 CPU cores (estimated from the quick run's cost per step, not timed)."
     ),
     quick={"datasets": ["mnist1d", "digits"], "n_train": 512, "width": 32, "lrs": [0.1, 1.0, 3.0], "beta": 0.9,
            "batch_sizes": [16, 128, None], "steps": 200, "seeds": 5, "svag": [1, 2, 4, 8], "svag_dataset": "mnist1d",
@@ -413,7 +415,8 @@ def _svag_figure(svag_runs, svag_gap, name, batch, lr):
         "(Lanczos, 20 steps) rises during training and, over the second half of the run, stays at or below the "
         "quadratic stability threshold 2(1+β)/h (2/h for GD) within 10%; runs whose threshold is within reach "
         "hover at it (median over the second half ≥ 0.95 × threshold) for GD and for heavy ball. "
-        "Full run (all 1437 training examples, 2000 steps, 3 seeds): about 10 minutes on 2 CPU cores."
+        "Full run (all 1437 training examples, 2000 steps, 3 seeds): about 10 minutes on 2 CPU cores (estimated from "
+        "the quick run's cost per step, not timed)."
     ),
     quick={"dataset": "digits", "n_train": 256, "width": 64, "lrs": [0.3, 0.5, 0.6, 0.75],
            "momenta": [0.0, 0.0, 0.5, 0.5], "steps": 200, "record_every": 10, "lanczos": 20, "seeds": 1,

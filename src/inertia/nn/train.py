@@ -174,7 +174,7 @@ def _initial(model, seed_keys):
     return jnp.stack([init(k) for k in seed_keys])
 
 
-def _check(method, data, epochs, batch_size, seeds, loss, svag, record_every):
+def _check(method, data, epochs, batch_size, seeds, loss, svag, record_every, eval_size):
     if not isinstance(method, Method):
         raise InertiaError(f"method must be a GD, HeavyBall or Nesterov (or a grid of one); got {type(method).__name__}")
     if not isinstance(data, Dataset):
@@ -184,6 +184,8 @@ def _check(method, data, epochs, batch_size, seeds, loss, svag, record_every):
     check_int("epochs", epochs, 1)
     check_int("seeds", seeds, 1)
     check_int("record_every", record_every, 1)
+    if eval_size is not None:
+        check_int("eval_size", eval_size, 1)
     n = len(data.y_train)
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
                                    or not 1 <= batch_size <= n):
@@ -225,7 +227,7 @@ def train(model: Callable[..., eqx.Module], method: Method, data: Dataset, *, ke
     (step, −1 if never) per run; with ``keep_params`` also ``initial`` (seed, parameter), ``final`` and
     ``velocity`` (config, seed, parameter): the last ``x_n`` and ``x_n − x_{n−1}`` of the canonical form.
     """
-    _check(method, data, epochs, batch_size, seeds, loss, svag, record_every)
+    _check(method, data, epochs, batch_size, seeds, loss, svag, record_every, eval_size)
     dtype = jnp.float32
     grid = jax.tree.map(lambda p: jnp.atleast_1d(jnp.asarray(p, dtype)), method)
     n_configs = grid.shape[0]
