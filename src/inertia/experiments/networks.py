@@ -11,6 +11,7 @@ import functools
 
 import jax
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 
 from .. import ntk, stability
@@ -162,7 +163,7 @@ def _ntk_nag_beats_hb(*, datasets, n, width, steps, record_every, widths, c, see
     }
     diverged = any(r["diverged"] for r in list(runs.values()) + list(movement.values()))
     return Outcome(verdict(holds, inconclusive=diverged), summary, numbers,
-                   [_ntk_curves(runs, width), _ntk_movement(movement, widths)])
+                   [_ntk_curves(runs, width), _ntk_movement(movement, widths, datasets[0])])
 
 
 def _ntk_curves(runs, width):
@@ -186,7 +187,7 @@ def _ntk_curves(runs, width):
     return fig
 
 
-def _ntk_movement(movement, widths):
+def _ntk_movement(movement, widths, name):
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
     rel = [movement[m]["relative_movement"] for m in widths]
     drift = [movement[m]["gram_drift"] for m in widths]
@@ -194,10 +195,11 @@ def _ntk_movement(movement, widths):
     ax.loglog(widths, drift, "s-", label="‖H(T)−H(0)‖₂")
     ax.loglog(widths, rel[0] * (np.asarray(widths) / widths[0]) ** -0.5, "k--", lw=1, label="∝ m^(−1/2)")
     ax.set_xticks(widths, [str(m) for m in widths])
-    ax.minorticks_off()
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.LogFormatterSciNotation(minor_thresholds=(2, 0.5)))
     ax.set_xlabel("width m (neurons)")
     ax.set_ylabel("movement after NAG training")
-    ax.set_title("Wider networks move less (NTK regime)", fontsize=10)
+    ax.set_title(f"Wider networks move less (NTK regime), {name}", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
