@@ -270,3 +270,18 @@ def test_bad_arguments_raise_inertia_errors():
         train(model, GD(0.1), data, key=jax.random.key(0), epochs=1, svag=0.5)
     with pytest.raises(InertiaError, match="method must be"):
         train(model, "sgd", data, key=jax.random.key(0), epochs=1)
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_ntk_prints_the_hb_rate_and_train_reports_bad_paths(capsys, tmp_path):
+    from inertia.cli import main
+
+    assert main(["ntk", "--data", "breast_cancer", "--n", "40", "--c", "0.5"]) == 0
+    out = capsys.readouterr().out
+    kappa = float(out.split("κ = ")[1].split()[0])
+    hb = float(next(line for line in out.splitlines() if line.strip().startswith("HB")).split()[1])
+    assert hb == pytest.approx(1 - 0.5 / np.sqrt(kappa), abs=2e-5)  # κ printed to 5 digits
+    assert main(["train", "--data", "mnist", "--path", str(tmp_path / "none"), "--lr", "0.1"]) == 2
+    assert "is not a folder" in capsys.readouterr().err

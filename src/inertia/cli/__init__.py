@@ -9,10 +9,10 @@ import argparse
 import sys
 
 from .._checks import InertiaError
-from . import _reproduce, _simulate, _stability
+from . import _networks, _reproduce, _simulate, _stability
 
 #: Modules that add sub-commands, in the order ``inertia --help`` lists them.
-COMMAND_MODULES = [_simulate, _stability, _reproduce]
+COMMAND_MODULES = [_simulate, _stability, _networks, _reproduce]
 
 
 class _Parser(argparse.ArgumentParser):
