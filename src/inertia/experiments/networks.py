@@ -301,8 +301,10 @@ def _sgdm_marginal_value(*, datasets, n_train, width, lrs, beta, batch_sizes, st
     helps = [r["loss_gap"] < -r["loss_ci"] or (r["sgd_diverged"] > 0 and r["sgdm_diverged"] == 0) for r in large_full]
 
     data = sets[svag_dataset]
-    base = runs[svag_dataset, svag_batch]
-    svag_runs = {1: base.isel(config=[k - 1, 2 * k - 1])}
+    if (svag_dataset, svag_batch) in runs:  # ℓ = 1 is the main run at this batch size
+        svag_runs = {1: runs[svag_dataset, svag_batch].isel(config=[k - 1, 2 * k - 1])}
+    else:
+        svag_runs = {1: _sgdm_runs(data, width, [max(lrs)], beta, svag_batch, steps, seeds, seed)}
     for ell in svag:
         if ell != 1:
             svag_runs[ell] = _sgdm_runs(data, width, [max(lrs)], beta, svag_batch, steps * ell, seeds, seed, ell)
