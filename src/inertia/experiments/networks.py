@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 
 import jax
 import matplotlib.pyplot as plt
@@ -258,7 +259,7 @@ def _final(out, variable, config):
         "stability threshold 2/η first: SGDM's is 2(1+β)/γ, 19× larger at matched η); with SVAG (noise ×ℓ, "
         "learning rate ÷ℓ, steps ×ℓ) the log training-loss gap at a mid batch shrinks from ℓ = 1 to ℓ = 8. "
         "Full run (all 4000 MNIST-1D / 1437 digits examples, 5 learning rates, 8 seeds, 1500 steps, SVAG to "
-        "12000 steps): about an hour on 2 CPU cores (estimated from the quick run's cost per step, not timed)."
+        "12000 steps): 9.5 minutes measured on 2 shared CPU cores."
     ),
     quick={"datasets": ["mnist1d", "digits"], "n_train": 512, "width": 32, "lrs": [0.1, 1.0, 3.0], "beta": 0.9,
            "batch_sizes": [16, 128, None], "steps": 200, "seeds": 5, "svag": [1, 2, 4, 8], "svag_dataset": "mnist1d",
@@ -332,8 +333,10 @@ def _sgdm_marginal_value(*, datasets, n_train, width, lrs, beta, batch_sizes, st
 
 
 def _band(ax, x, values, colour, label, ls="-"):
-    mean = np.nanmean(values, axis=0)
-    half = 1.96 * np.nanstd(values, axis=0, ddof=1) / np.sqrt(values.shape[0])
+    with warnings.catch_warnings():  # records where every seed diverged are NaN, and drawn as gaps
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(values, axis=0)
+        half = 1.96 * np.nanstd(values, axis=0, ddof=1) / np.sqrt(np.sum(np.isfinite(values), axis=0).clip(1))
     ax.plot(x, mean, color=colour, ls=ls, label=label)
     ax.fill_between(x, mean - half, mean + half, color=colour, alpha=0.2, lw=0)
 
