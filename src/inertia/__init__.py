@@ -1,10 +1,11 @@
 """inertia: the dynamics of gradient descent and momentum, simulated fast, predicted exactly, checked.
 
 The public namespace is flat; each concept lives in the module of the same name: `methods`, `objectives`,
-`noise`, `simulate`, `stability`, `flows`, `order`, `drift`, `games`, `stationary`, `sde`, `escape`.
+`noise`, `simulate`, `stability`, `flows`, `order`, `drift`, `games`, `stationary`, `sde`, `escape`,
+`hessian`, `ntk`, and the package `nn` (data, models, training).
 """
 
-from . import stability
+from . import hessian, nn, ntk, stability  # submodules: networks, Hessian tools, NTK, quadratic theory
 from ._checks import InertiaError
 from .drift import DAL, dal, igr_loss
 from .escape import DoubleWell
@@ -27,7 +28,7 @@ __all__ = [
     "InertiaError", "Method", "GD", "HeavyBall", "Nesterov", "effective_lr", "grid",
     "Objective", "Quadratic", "Function", "Rosenbrock", "Himmelblau", "Beale", "FiniteSum", "LeastSquares",
     "LogisticRegression", "Noise", "Gaussian", "Minibatch", "SVAG", "LabelNoise", "Trajectory", "run", "sweep",
-    "stability",
+    "stability", "hessian", "nn", "ntk",
     # continuous-time models, measured orders, discretisation drift, games
     "Model", "GradientFlow", "ModifiedODE", "ModifiedFlow", "ThirdOrderFlow", "PrincipalFlow", "HighResolutionODE",
     "Solution", "solve", "modified_loss", "manifold_velocity",

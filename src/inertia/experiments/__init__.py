@@ -4,6 +4,6 @@
 """
 
 from ._registry import CLAIMS, Claim, Outcome, claim, verdict
-from . import conventions, quadratics, continuous_time, drift, stochastic  # noqa: F401,E402  (registration, report order)
+from . import conventions, quadratics, continuous_time, drift, stochastic, networks  # noqa: F401,E402  (registration, report order)
 
 __all__ = ["CLAIMS", "Claim", "Outcome", "claim", "verdict"]

@@ -1,0 +1,235 @@
+"""Data sets for network experiments, offline only.
+
+- `load("digits" | "breast_cancer" | "mnist1d", ...)`: scikit-learn's bundled sets and MNIST-1D generated
+  locally by the ``mnist1d`` package (Greydanus 2020); nothing is downloaded.
+- `load("mnist" | "fashion_mnist" | "cifar10", path=...)`: readers for files the user already has (MNIST /
+  Fashion-MNIST IDX files, CIFAR-10 python batches). A missing path or a malformed file raises `InertiaError`.
+
+Every loader returns a `Dataset` of float32 inputs (flattened) and int labels, split into train and test
+with a seeded permutation where the source has no split of its own, standardised with the training
+statistics (``normalise="standard"``) or scaled to unit Euclidean norm per example (``normalise="unit"``,
+the setting of Du et al. 2019 and THEORY §4).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import gzip
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from .._checks import InertiaError, check_int, check_range
+
+__all__ = ["Dataset", "load", "standardise", "unit_norm", "split", "read_idx", "DATASETS"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """Inputs ``x_*`` of shape ``(n, d)`` (float32) and integer labels ``y_*`` of shape ``(n,)``.
+
+    ``shape`` is one example's natural shape (``(40,)`` for MNIST-1D, ``(1, 28, 28)`` for MNIST,
+    ``(3, 32, 32)`` for CIFAR-10), for models that reshape the flat input.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+    shape: tuple[int, ...]
+
+    def binary(self, classes_below: int | None = None) -> "Dataset":
+        """The same inputs with labels ``±1`` (as float32): ``+1`` for classes ``< classes_below`` (half by default).
+
+        Used by the two-layer ReLU network of THEORY §4, whose output is a scalar fitted to ``±1``.
+        """
+        cut = self.n_classes // 2 if classes_below is None else classes_below
+        to_pm = lambda y: np.where(y < cut, 1.0, -1.0).astype(np.float32)
+        return dataclasses.replace(self, y_train=to_pm(self.y_train), y_test=to_pm(self.y_test), n_classes=1)
+
+
+def standardise(x_train: np.ndarray, x_test: np.ndarray, eps: float = 1e-8):
+    """Per-feature ``(x − mean) / std`` with the training set's statistics (constant features become 0)."""
+    mean = x_train.mean(0)
+    std = x_train.std(0)
+    std = np.where(std > eps, std, 1.0)
+    return ((x_train - mean) / std).astype(np.float32), ((x_test - mean) / std).astype(np.float32)
+
+
+def unit_norm(x: np.ndarray) -> np.ndarray:
+    """Each example divided by its Euclidean norm, ``‖x_i‖ = 1`` (Du et al., ICLR 2019, Assumption: ‖x‖ = 1)."""
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    if np.any(norm == 0):
+        raise InertiaError("unit_norm needs examples with non-zero norm; some example is all zeros")
+    return (x / norm).astype(np.float32)
+
+
+def split(x: np.ndarray, y: np.ndarray, *, test_fraction: float = 0.2, seed: int = 0):
+    """A seeded random train/test split: ``(x_train, y_train, x_test, y_test)``."""
+    check_range("test_fraction", test_fraction, 0.0, 1.0, low_open=True, high_open=True)
+    order = np.random.default_rng(seed).permutation(len(y))
+    n_test = max(1, int(round(test_fraction * len(y))))
+    test, train = order[:n_test], order[n_test:]
+    return x[train], y[train], x[test], y[test]
+
+
+# ---------------------------------------------------------------------------------------------- sources
+
+
+def _sklearn(name):
+    from sklearn import datasets
+
+    bunch = {"digits": datasets.load_digits, "breast_cancer": datasets.load_breast_cancer}[name]()
+    shape = (1, 8, 8) if name == "digits" else (bunch.data.shape[1],)
+    return bunch.data.astype(np.float64), bunch.target.astype(np.int64), shape
+
+
+@functools.lru_cache(maxsize=4)
+def _mnist1d(seed: int):
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.seed = seed
+    state = np.random.get_state()  # make_dataset seeds NumPy's global generator; leave it as it was
+    try:
+        data = make_dataset(args)  # generated locally; never the package's download path
+    finally:
+        np.random.set_state(state)
+    return data["x"], data["y"].astype(np.int64), data["x_test"], data["y_test"].astype(np.int64)
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """One IDX file (the MNIST format: magic ``0x0000``, type code, rank, big-endian int32 sizes), gzip or not.
+
+    **Raises:** `InertiaError` when the file is missing, truncated, or not an IDX file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InertiaError(f"IDX file {str(path)!r} does not exist")
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    types = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] not in types:
+        raise InertiaError(f"{str(path)!r} is not an IDX file (bad magic number)")
+    rank = raw[3]
+    if len(raw) < 4 + 4 * rank:
+        raise InertiaError(f"{str(path)!r} is truncated: its header announces rank {rank}")
+    dims = struct.unpack(f">{rank}i", raw[4:4 + 4 * rank])
+    dtype = np.dtype(types[raw[2]])
+    expected = int(np.prod(dims)) * dtype.itemsize
+    body = raw[4 + 4 * rank:]
+    if len(body) != expected:
+        raise InertiaError(f"{str(path)!r} is malformed: header says {dims} ({expected} bytes), body has {len(body)}")
+    return np.frombuffer(body, dtype=dtype).reshape(dims)
+
+
+def _find(folder: Path, stem: str) -> Path:
+    for candidate in (folder / stem, folder / (stem + ".gz")):
+        if candidate.is_file():
+            return candidate
+    raise InertiaError(f"{stem}[.gz] not found in {str(folder)!r}; expected the four MNIST-format IDX files there")
+
+
+def _mnist_files(path):
+    folder = _folder(path)
+    read = lambda stem: read_idx(_find(folder, stem))
+    x_train, y_train = read("train-images-idx3-ubyte"), read("train-labels-idx1-ubyte")
+    x_test, y_test = read("t10k-images-idx3-ubyte"), read("t10k-labels-idx1-ubyte")
+    for x, y, part in ((x_train, y_train, "train"), (x_test, y_test, "t10k")):
+        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+            raise InertiaError(f"{part} images {x.shape} and labels {y.shape} in {str(folder)!r} do not match")
+    flat = lambda x: x.reshape(len(x), -1).astype(np.float64) / 255.0
+    shape = (1,) + x_train.shape[1:]
+    return flat(x_train), y_train.astype(np.int64), flat(x_test), y_test.astype(np.int64), shape
+
+
+def _cifar_batch(file: Path):
+    if not file.is_file():
+        raise InertiaError(f"CIFAR-10 batch {str(file)!r} does not exist")
+    try:
+        with open(file, "rb") as handle:
+            batch = pickle.load(handle, encoding="bytes")
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as error:
+        raise InertiaError(f"{str(file)!r} is not a CIFAR-10 python batch ({type(error).__name__}: {error})") from None
+    if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
+        raise InertiaError(f"{str(file)!r} is malformed: data {data.shape}, labels {labels.shape}; expected (n, 3072), (n,)")
+    return data.astype(np.float64) / 255.0, labels
+
+
+def _cifar10(path):
+    folder = _folder(path)
+    batches = [_cifar_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
+    x_test, y_test = _cifar_batch(folder / "test_batch")
+    x_train = np.concatenate([b[0] for b in batches])
+    y_train = np.concatenate([b[1] for b in batches])
+    return x_train, y_train, x_test, y_test, (3, 32, 32)
+
+
+def _folder(path) -> Path:
+    if path is None:
+        raise InertiaError("path is required for this data set (a folder holding files you already have)")
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise InertiaError(f"path {str(folder)!r} is not a folder")
+    return folder
+
+
+DATASETS = ("digits", "breast_cancer", "mnist1d", "mnist", "fashion_mnist", "cifar10")
+
+
+def load(name: str, *, path: str | Path | None = None, seed: int = 0, test_fraction: float = 0.2,
+         n_train: int | None = None, n_test: int | None = None, normalise: str | None = "standard") -> Dataset:
+    """Load a data set offline.
+
+    **Arguments:**
+    - ``name``: one of `DATASETS`;
+    - ``path``: folder with the files, for ``mnist`` / ``fashion_mnist`` (IDX) and ``cifar10`` (python batches);
+    - ``seed``: the train/test split (sets without their own split) and the subsets below;
+    - ``test_fraction``: share of examples held out, for sets without their own split;
+    - ``n_train``, ``n_test``: keep a seeded random subset of this size;
+    - ``normalise``: ``"standard"`` (training mean/std per feature), ``"unit"`` (‖x_i‖ = 1) or ``None``.
+
+    **Returns:** a `Dataset` with float32 inputs.
+    """
+    if name not in DATASETS:
+        raise InertiaError(f"name must be one of {', '.join(DATASETS)}; got {name!r}")
+    if normalise not in ("standard", "unit", None):
+        raise InertiaError(f"normalise must be 'standard', 'unit' or None; got {normalise!r}")
+    if name in ("digits", "breast_cancer"):
+        x, y, shape = _sklearn(name)
+        x_train, y_train, x_test, y_test = split(x, y, test_fraction=test_fraction, seed=seed)
+    elif name == "mnist1d":
+        x_train, y_train, x_test, y_test = _mnist1d(seed)
+        shape = (1, x_train.shape[1])
+    elif name == "cifar10":
+        x_train, y_train, x_test, y_test, shape = _cifar10(path)
+    else:
+        x_train, y_train, x_test, y_test, shape = _mnist_files(path)
+    rng = np.random.default_rng(seed + 1)
+    x_train, y_train = _subset(x_train, y_train, n_train, "n_train", rng)
+    x_test, y_test = _subset(x_test, y_test, n_test, "n_test", rng)
+    if normalise == "standard":
+        x_train, x_test = standardise(x_train, x_test)
+    elif normalise == "unit":
+        x_train, x_test = unit_norm(x_train), unit_norm(x_test)
+    n_classes = int(max(y_train.max(), y_test.max())) + 1
+    return Dataset(name, np.asarray(x_train, np.float32), y_train, np.asarray(x_test, np.float32), y_test,
+                   n_classes, tuple(shape))
+
+
+def _subset(x, y, n, name, rng):
+    if n is None:
+        return x, y
+    check_int(name, n, 1)
+    if n > len(y):
+        raise InertiaError(f"{name} must lie in [1, {len(y)}] (the examples available); got {n}")
+    keep = np.sort(rng.choice(len(y), n, replace=False))
+    return x[keep], y[keep]

@@ -1,0 +1,283 @@
+"""One compiled training loop for networks, vectorised over hyper-parameters and seeds.
+
+The parameters of a model are flattened to one vector with `jax.flatten_util.ravel_pytree`, and every
+update is `Method.step(x, velocity, gradient)`, the canonical two-step form of `inertia.methods`
+(Kovachki & Stuart eq. 1.2). So a practitioner SGD/SGDM/Nesterov run here has exactly the iterates of
+``optax.sgd`` started at rest (Nesterov: the look-ahead points, THEORY §0), and nothing else in the project
+implements an update rule twice.
+
+- Minibatches are drawn epoch by epoch without replacement: a fresh seeded permutation per epoch, cut into
+  ``⌊N/B⌋`` batches (the remainder is dropped).
+- SVAG (Li, Malladi & Arora, NeurIPS 2021; THEORY §3.4): with ``svag = ℓ > 1`` each step combines the
+  gradients of two independent batches (from two independent permutations) with `inertia.noise.svag_weights`,
+  so the gradient noise covariance is multiplied by ℓ; pass the learning rate ``η/ℓ`` and ℓ× the epochs.
+- Seeds share nothing but the data; every configuration sees the same seeds (common random numbers: the
+  same initialisation and batch order), so differences between configurations are paired.
+- A run whose parameters become non-finite or larger than ``max_norm`` is frozen and its metrics become NaN
+  from then on; ``diverged_at`` records the step. Nothing is raised.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from jax.flatten_util import ravel_pytree
+from tqdm.auto import tqdm
+
+from .. import hessian
+from .._checks import InertiaError, check_int, check_positive
+from ..methods import Method
+from ..noise import svag_weights
+from .data import Dataset
+
+__all__ = ["train", "LOSSES"]
+
+LOSSES = ("cross_entropy", "squared")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+    """Unflattens a `ravel_pytree` vector. Hashable by value (unlike ravel_pytree's closure), so a second call
+    to `train` with the same model shapes reuses the compiled program."""
+
+    treedef: Any
+    shapes: tuple
+
+    @classmethod
+    def of(cls, tree) -> "_Layout":
+        leaves, treedef = jax.tree.flatten(tree)
+        return cls(treedef, tuple(tuple(leaf.shape) for leaf in leaves))
+
+    def __call__(self, flat):
+        sizes = [math.prod(shape) for shape in self.shapes]
+        pieces = jnp.split(flat, np.cumsum(sizes)[:-1]) if len(sizes) > 1 else [flat]
+        return jax.tree.unflatten(self.treedef, [p.reshape(s) for p, s in zip(pieces, self.shapes)])
+
+
+def _per_example(kind: str, out, y):
+    if kind == "cross_entropy":
+        return jax.nn.logsumexp(out) - out[y]
+    target = y if out.ndim == 0 else jax.nn.one_hot(y, out.shape[-1], dtype=out.dtype)
+    return 0.5 * jnp.sum((out - target) ** 2)
+
+
+def _correct(out, y):
+    return (jnp.sign(out) == jnp.sign(y)) if out.ndim == 0 else (jnp.argmax(out) == y)
+
+
+class _Problem(eqx.Module):
+    """The pieces of one training problem that the compiled loop closes over (arrays are traced)."""
+
+    static: object = eqx.field(static=True)
+    unravel: _Layout = eqx.field(static=True)
+    kind: str = eqx.field(static=True)
+    batch: int = eqx.field(static=True)
+    steps_per_epoch: int = eqx.field(static=True)
+    two_batches: bool = eqx.field(static=True)
+    sharpness_iterations: int = eqx.field(static=True)
+    x_train: jax.Array
+    y_train: jax.Array
+    x_eval: jax.Array
+    y_eval: jax.Array
+    x_test: jax.Array
+    y_test: jax.Array
+    max_norm: jax.Array
+    svag_weights: jax.Array
+
+    def outputs(self, flat, x):
+        model = eqx.combine(self.unravel(flat), self.static)
+        return jax.vmap(model)(x)
+
+    def loss(self, flat, x, y):
+        return jnp.mean(jax.vmap(lambda o, t: _per_example(self.kind, o, t))(self.outputs(flat, x), y))
+
+    def metrics(self, flat, x, y):
+        out = self.outputs(flat, x)
+        losses = jax.vmap(lambda o, t: _per_example(self.kind, o, t))(out, y)
+        return jnp.mean(losses), jnp.mean(jax.vmap(_correct)(out, y).astype(flat.dtype))
+
+
+def _batches(problem, key, epoch):
+    n = problem.x_train.shape[0]
+    order = jax.random.permutation(jax.random.fold_in(key, epoch), n)
+    return order[: problem.steps_per_epoch * problem.batch].reshape(problem.steps_per_epoch, problem.batch)
+
+
+def _advance(problem, method, state, seed_key, first_epoch, n_epochs):
+    """``n_epochs`` epochs of one run from ``state = (x, v, diverged_at)``; both bounds are traced, so every
+    chunk, the empty first one included, shares one compiled program."""
+    order_key, second_key = jax.random.split(jax.random.fold_in(seed_key, 1))
+    grad = jax.grad(problem.loss)
+    w1, w2 = problem.svag_weights
+
+    def epoch(e, carry):
+        first = _batches(problem, order_key, e)
+        second = _batches(problem, second_key, e)
+
+        def step(i, carry):
+            x, v, diverged_at = carry
+
+            def gradient(y):
+                g = grad(y, problem.x_train[first[i]], problem.y_train[first[i]])
+                if not problem.two_batches:
+                    return g
+                return w1 * g + w2 * grad(y, problem.x_train[second[i]], problem.y_train[second[i]])
+
+            x_new, v_new = method.step(x, v, gradient)
+            norm = jnp.sqrt(jnp.sum(x_new * x_new))
+            bad = ~jnp.isfinite(norm) | (norm > problem.max_norm)
+            diverged_at = jnp.where((diverged_at < 0) & bad, e * problem.steps_per_epoch + i + 1, diverged_at)
+            frozen = diverged_at >= 0
+            return jnp.where(frozen, x, x_new), jnp.where(frozen, v, v_new), diverged_at
+
+        return jax.lax.fori_loop(0, problem.steps_per_epoch, step, carry)
+
+    return jax.lax.fori_loop(first_epoch, first_epoch + n_epochs, epoch, state)
+
+
+def _record(problem, state, x0, key):
+    x, _, diverged_at = state
+    train_loss, train_acc = problem.metrics(x, problem.x_eval, problem.y_eval)
+    test_loss, test_acc = problem.metrics(x, problem.x_test, problem.y_test)
+    out = {"train_loss": train_loss, "train_accuracy": train_acc, "test_loss": test_loss,
+           "test_accuracy": test_acc, "distance": jnp.linalg.norm(x - x0)}
+    if problem.sharpness_iterations:
+        loss = lambda z: problem.loss(z, problem.x_eval, problem.y_eval)
+        out["sharpness"] = hessian.sharpness(loss, x, key=key, iterations=problem.sharpness_iterations)
+    return {k: jnp.where(diverged_at >= 0, jnp.nan, v) for k, v in out.items()}
+
+
+@eqx.filter_jit
+def _chunk(problem, method, state, seed_keys, x0, first_epoch, n_epochs):
+    def one(m, s, k, start):
+        s = _advance(problem, m, s, k, first_epoch, n_epochs)
+        return s, _record(problem, s, start, jax.random.fold_in(k, 2))
+
+    over_seeds = jax.vmap(one, (None, 0, 0, 0))
+    return jax.vmap(over_seeds, (0, 0, None, None))(method, state, seed_keys, x0)
+
+
+def _initial(model, seed_keys):
+    # a Python loop, not a vmap: eager initialisation reuses cached kernels, where a jit would recompile
+    # for every new model factory
+    def init(k):
+        params, _ = eqx.partition(model(key=jax.random.fold_in(k, 0)), eqx.is_inexact_array)
+        return ravel_pytree(params)[0]
+
+    return jnp.stack([init(k) for k in seed_keys])
+
+
+def _check(method, data, epochs, batch_size, seeds, loss, svag, record_every, eval_size):
+    if not isinstance(method, Method):
+        raise InertiaError(f"method must be a GD, HeavyBall or Nesterov (or a grid of one); got {type(method).__name__}")
+    if not isinstance(data, Dataset):
+        raise InertiaError(f"data must be an inertia.nn.Dataset; got {type(data).__name__}")
+    if len(method.shape) > 1:
+        raise InertiaError(f"method must be a scalar method or a flat grid; got shape {method.shape}")
+    check_int("epochs", epochs, 1)
+    check_int("seeds", seeds, 1)
+    check_int("record_every", record_every, 1)
+    if eval_size is not None:
+        check_int("eval_size", eval_size, 1)
+    n = len(data.y_train)
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+                                   or not 1 <= batch_size <= n):
+        raise InertiaError(f"batch_size must be an integer in [1, {n}] (the training examples); got {batch_size!r}")
+    if loss not in LOSSES:
+        raise InertiaError(f"loss must be one of {', '.join(LOSSES)}; got {loss!r}")
+    check_positive("svag", svag)
+    if svag < 1:
+        raise InertiaError(f"svag must be >= 1 (ℓ = 1 is plain minibatch SGD); got {svag}")
+
+
+def train(model: Callable[..., eqx.Module], method: Method, data: Dataset, *, key: jax.Array, epochs: int,
+          batch_size: int | None = None, seeds: int = 1, loss: str = "cross_entropy", svag: float = 1.0,
+          record_every: int = 1, eval_size: int | None = None, sharpness_iterations: int = 0,
+          max_norm: float = 1e6, keep_params: bool = False, progress: bool = True) -> xr.Dataset:
+    """Train one network per (configuration, seed) as one compiled, vectorised program.
+
+    **Arguments:**
+    - ``model``: a factory ``model(key=...) -> eqx.Module`` taking one flat example (e.g.
+      ``functools.partial(MLP, 40, 10, width=64)``); its inexact arrays are the trained parameters;
+    - ``method``: a `GD`, `HeavyBall` or `Nesterov`, or a flat grid of one (`inertia.grid`): hyper-parameters
+      are traced, so a new grid of the same size reuses the compiled program;
+    - ``data``: an `inertia.nn.Dataset`; labels are class indices, or ``±1`` floats for a scalar output;
+    - ``key``: split into one key per seed (initialisation and batch order); ``seeds``: how many;
+    - ``epochs``; ``batch_size``: ``B`` (full batch by default); ``loss``: ``"cross_entropy"`` or
+      ``"squared"`` (``½‖out − target‖²`` per example, one-hot targets for vector outputs); the training
+      objective is the mean over the batch;
+    - ``svag``: ℓ ≥ 1, SVAG's noise multiplier (pass the learning rate η/ℓ yourself);
+    - ``record_every``: record metrics every this many epochs (and at epoch 0); ``eval_size``: evaluate the
+      train metrics on the first this many training examples (all by default);
+    - ``sharpness_iterations``: if > 0, also record the largest Hessian eigenvalue of the (evaluation)
+      training loss with this many Lanczos steps (`inertia.hessian.sharpness`);
+    - ``max_norm``: a run whose parameter norm exceeds this is marked diverged; ``keep_params``: return the
+      initial and final parameter vectors; ``progress``: a tqdm bar over chunks of epochs.
+
+    **Returns:** an `xarray.Dataset` over ``(config, seed, record)`` with ``train_loss``, ``train_accuracy``,
+    ``test_loss``, ``test_accuracy``, ``distance`` (``‖θ − θ₀‖``), optionally ``sharpness``; coordinates
+    ``epoch``/``step`` per record and ``h``, ``momentum``, ``lookahead`` per configuration; ``diverged_at``
+    (step, −1 if never) per run; with ``keep_params`` also ``initial`` (seed, parameter), ``final`` and
+    ``velocity`` (config, seed, parameter): the last ``x_n`` and ``x_n − x_{n−1}`` of the canonical form.
+    """
+    _check(method, data, epochs, batch_size, seeds, loss, svag, record_every, eval_size)
+    dtype = jnp.float32
+    grid = jax.tree.map(lambda p: jnp.atleast_1d(jnp.asarray(p, dtype)), method)
+    n_configs = grid.shape[0]
+    n = len(data.y_train)
+    batch = n if batch_size is None else int(batch_size)
+    label_dtype = dtype if data.n_classes == 1 else jnp.int32
+    eval_n = n if eval_size is None else min(int(eval_size), n)
+
+    seed_keys = jax.random.split(key, seeds)
+    x0 = _initial(model, seed_keys).astype(dtype)
+    template, static = eqx.partition(model(key=jax.random.fold_in(seed_keys[0], 0)), eqx.is_inexact_array)
+    unravel = _Layout.of(template)
+    problem = _Problem(
+        static=static, unravel=unravel, kind=loss, batch=batch, steps_per_epoch=n // batch, two_batches=svag != 1,
+        sharpness_iterations=int(sharpness_iterations),
+        x_train=jnp.asarray(data.x_train, dtype), y_train=jnp.asarray(data.y_train, label_dtype),
+        x_eval=jnp.asarray(data.x_train[:eval_n], dtype), y_eval=jnp.asarray(data.y_train[:eval_n], label_dtype),
+        x_test=jnp.asarray(data.x_test, dtype), y_test=jnp.asarray(data.y_test, label_dtype),
+        max_norm=jnp.asarray(max_norm, dtype), svag_weights=jnp.asarray(svag_weights(float(svag)), dtype),
+    )
+    state = (jnp.broadcast_to(x0, (n_configs,) + x0.shape), jnp.zeros((n_configs,) + x0.shape, dtype),
+             jnp.full((n_configs, seeds), -1, jnp.int32))
+    bounds = list(range(0, epochs, record_every)) + [epochs]
+    records = []
+    state, first = _chunk(problem, grid, state, seed_keys, x0, jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32))
+    records.append(first)
+    bar = tqdm(zip(bounds[:-1], bounds[1:]), total=len(bounds) - 1, desc="train", unit="chunk", disable=not progress)
+    for start, stop in bar:
+        state, metrics = _chunk(problem, grid, state, seed_keys, x0, jnp.asarray(start, jnp.int32),
+                                jnp.asarray(stop - start, jnp.int32))
+        records.append(metrics)
+        bar.set_postfix_str(f"epoch {stop}/{epochs}")
+    metrics = {k: np.stack([np.asarray(r[k]) for r in records], axis=-1) for k in records[0]}
+    return _as_dataset(metrics, state, x0, grid, bounds, problem.steps_per_epoch, batch, svag, keep_params)
+
+
+def _as_dataset(metrics, state, x0, grid, epochs, steps_per_epoch, batch, svag, keep_params):
+    dims = ("config", "seed", "record")
+    variables = {k: (dims, v) for k, v in metrics.items()}
+    variables["diverged_at"] = (("config", "seed"), np.asarray(state[2]))
+    if keep_params:
+        variables["initial"] = (("seed", "parameter"), np.asarray(x0))
+        variables["final"] = (("config", "seed", "parameter"), np.asarray(state[0]))
+        variables["velocity"] = (("config", "seed", "parameter"), np.asarray(state[1]))
+    epochs = np.asarray(epochs)
+    coords = {
+        "epoch": ("record", epochs), "step": ("record", epochs * steps_per_epoch),
+        "h": ("config", np.asarray(grid.h)), "momentum": ("config", np.asarray(grid.momentum)),
+        "lookahead": ("config", np.asarray(grid.lookahead)),
+    }
+    attrs = {"batch_size": batch, "steps_per_epoch": steps_per_epoch, "svag": float(svag),
+             "parameters": int(x0.shape[-1])}
+    return xr.Dataset(variables, coords=coords, attrs=attrs)

@@ -1,0 +1,110 @@
+"""The neural tangent kernel of the two-layer ReLU network of THEORY §4, and its rates.
+
+For ``f(W, a, x) = (1/√m) Σ_r a_r relu(w_rᵀx)`` with ``a_r = ±1`` fixed, ``‖x_i‖ = 1`` and the loss
+``½‖u − y‖²`` (Du, Zhai, Poczos & Singh, ICLR 2019):
+
+- finite-width Gram matrix ``H_ij(W) = (x_iᵀx_j / m) Σ_r 1{w_rᵀx_i ≥ 0} 1{w_rᵀx_j ≥ 0}`` (`gram`);
+- its infinite-width limit at ``w_r ~ N(0, I)``: ``H^∞_ij = x_iᵀx_j (π − arccos x_iᵀx_j) / (2π)``
+  (`gram_infinity`; THEORY §4, [num]: it matched neural-tangents to 4e-9). Each entry of ``H(0)`` is a mean
+  of ``m`` independent bounded terms, so ``H(0) − H^∞ = O(1/√m)`` (measured in tests/test_ntk.py);
+- ``λ₀ = λ_min(H^∞)`` and ``κ = λ_max/λ₀`` (`spectrum`).
+
+Rates. While the Gram matrix stays near ``H(0)`` (wide networks), the residual ``r = u − y`` follows the
+method on the quadratic with Hessian ``H``: ``r_{k+1} = r_k + λ(r_k − r_{k−1}) − ηH(r_k + a(r_k − r_{k−1}))``.
+So `predicted_rate` is the spectral radius of the method's companion matrix over the eigenvalues of ``H``
+(`inertia.stability.rate`): the per-step factor of ``‖u − y‖``. `du_bound` is Du et al.'s Theorem 4.1 for
+GD, ``‖u(k) − y‖² ≤ (1 − ηλ₀/2)^k ‖u(0) − y‖²``. HB (Wang, Lin & Abernethy 2021) and NAG (Liu et al.,
+IJCAI 2024) are proved to converge at ``1 − Θ(1/√κ)``; their constants are [open] in THEORY, so this
+module offers the linearised rate, which the experiments check against training (experiments/networks.py).
+
+Learning rates here are in the paper's convention (loss ``½‖u − y‖²``, a sum). `inertia.nn.train` minimises
+the mean ``(1/n) Σ ½(u_i − y_i)²``, so its ``h`` is ``n·η``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from jaxtyping import ArrayLike
+
+from ._checks import InertiaError, check_positive
+from .methods import HeavyBall, Method
+from .stability import rate
+
+__all__ = ["gram_infinity", "gram", "gram_drift", "spectrum", "predicted_rate", "du_bound", "accelerated_parameters"]
+
+
+def _inputs(x: ArrayLike) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise InertiaError(f"x must be an (n, d) matrix of examples; got shape {x.shape}")
+    norms = np.linalg.norm(x, axis=1)
+    if not np.allclose(norms, 1.0, atol=1e-4):
+        raise InertiaError(f"x must have unit-norm rows (THEORY §4); norms range over [{norms.min():.4g}, {norms.max():.4g}]")
+    return x
+
+
+def gram_infinity(x: ArrayLike) -> np.ndarray:
+    """``H^∞_ij = x_iᵀx_j (π − arccos x_iᵀx_j) / (2π)`` for unit-norm rows of ``x`` (Du et al. 2019, eq. 4)."""
+    x = _inputs(x)
+    inner = np.clip(x @ x.T, -1.0, 1.0)
+    return inner * (np.pi - np.arccos(inner)) / (2 * np.pi)
+
+
+def gram(weight: ArrayLike, x: ArrayLike) -> np.ndarray:
+    """The finite-width Gram matrix ``H_ij(W) = (x_iᵀx_j/m) Σ_r 1{w_rᵀx_i ≥ 0} 1{w_rᵀx_j ≥ 0}`` (Du et al. eq. 5).
+
+    **Arguments:** ``weight``: the first layer ``W`` of shape ``(m, d)``; ``x``: unit-norm examples ``(n, d)``.
+    """
+    x = _inputs(x)
+    weight = np.asarray(weight, dtype=np.float64)
+    if weight.ndim != 2 or weight.shape[1] != x.shape[1]:
+        raise InertiaError(f"weight must have shape (m, {x.shape[1]}); got {weight.shape}")
+    active = (weight @ x.T >= 0).astype(np.float64)  # (m, n)
+    return (x @ x.T) * (active.T @ active) / weight.shape[0]
+
+
+def gram_drift(initial: ArrayLike, current: ArrayLike, x: ArrayLike) -> float:
+    """``‖H(t) − H(0)‖₂``: how far the Gram matrix moved during training (Du et al., Lemma 3.2)."""
+    return float(np.linalg.norm(gram(current, x) - gram(initial, x), 2))
+
+
+def spectrum(H: ArrayLike) -> dict:
+    """``{"lambda0": λ_min, "lambda_max": λ_max, "kappa": λ_max/λ_min, "eigenvalues": all, ascending}``.
+
+    **Raises:** `InertiaError` if ``H`` is not positive definite (duplicate or parallel examples).
+    """
+    eig = np.linalg.eigvalsh(np.asarray(H, dtype=np.float64))
+    if eig[0] <= 0:
+        raise InertiaError(f"H must be positive definite (distinct, non-parallel examples); λ_min = {eig[0]:.3g}")
+    return {"lambda0": float(eig[0]), "lambda_max": float(eig[-1]), "kappa": float(eig[-1] / eig[0]), "eigenvalues": eig}
+
+
+def predicted_rate(method: Method, H: ArrayLike) -> np.ndarray:
+    """The kernel-regime rate of ``‖u − y‖`` per step: ``max_μ ρ(companion(η, λ, a; μ))`` over ``μ ∈ eig(H)``.
+
+    ``method`` is in the paper's convention (loss ``½‖u − y‖²``). Its square is the factor of the loss.
+    """
+    return rate(method, spectrum(H)["eigenvalues"])
+
+
+def du_bound(h: float, lambda0: float) -> float:
+    """Du et al. (ICLR 2019), Thm 4.1: ``‖u(k) − y‖² ≤ (1 − ηλ₀/2)^k ‖u(0) − y‖²``; returns ``1 − ηλ₀/2``."""
+    check_positive("h", h)
+    check_positive("lambda0", lambda0)
+    return 1.0 - h * lambda0 / 2
+
+
+def accelerated_parameters(H: ArrayLike, c: float = 0.5) -> dict:
+    """``η = 1/λ_max(H)``, ``β = (1 − c√(ηλ₀))²``: for ``c ≤ 1`` every mode of heavy ball has complex roots, so
+    heavy ball contracts at ``√β = 1 − c/√κ`` (the momentum-dominated regime of Wang, Lin & Abernethy 2021;
+    their constants are [open] in THEORY §4). Returns ``{"h", "momentum", "hb_rate"}``.
+
+    Measured (linearised, `predicted_rate`): in this regime NAG at the same ``(η, β)`` is faster than HB,
+    since its complex roots have modulus ``√(β(1 − ημ)) < √β``; at ``c = 1`` (Polyak's boundary) it can be
+    slower — on digits (64 examples, κ ≈ 580) NAG's rate was 0.9727 against HB's 0.9675.
+    """
+    check_positive("c", c)
+    s = spectrum(H)
+    h = 1.0 / s["lambda_max"]
+    beta = (1.0 - c * np.sqrt(h * s["lambda0"])) ** 2
+    return {"h": h, "momentum": beta, "hb_rate": float(rate(HeavyBall(h, beta), s["eigenvalues"]))}

@@ -1,0 +1,287 @@
+"""Data readers, models and the vectorised training loop."""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import functools
+import gzip
+import pickle
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from jax.flatten_util import ravel_pytree
+
+from inertia import GD, HeavyBall, InertiaError, Nesterov, grid
+from inertia.nn import CNN, MLP, TwoLayerReLU, load, read_idx, split, standardise, train, unit_norm
+from inertia.nn.data import Dataset
+from inertia.nn.train import _batches
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+def _write_idx(path, array, code=0x08, gz=False):
+    header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, ">i4").tobytes()
+    raw = header + array.astype({0x08: ">u1", 0x0D: ">f4"}[code]).tobytes()
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+
+
+def test_idx_reader_round_trip_and_mnist_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (7, 4, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, 7, dtype=np.uint8)
+    labels[:2] = [0, 9]
+    _write_idx(tmp_path / "train-images-idx3-ubyte", images)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte.gz", labels, gz=True)
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte", images[:3])
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte", labels[:3])
+    np.testing.assert_array_equal(read_idx(tmp_path / "train-images-idx3-ubyte"), images)
+    floats = rng.normal(size=(2, 5)).astype(np.float32)
+    _write_idx(tmp_path / "floats", floats, code=0x0D)
+    np.testing.assert_array_equal(read_idx(tmp_path / "floats"), floats)
+    data = load("mnist", path=tmp_path, normalise=None)
+    assert data.shape == (1, 4, 3) and data.n_classes == 10
+    np.testing.assert_allclose(data.x_train, images.reshape(7, -1) / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(data.y_test, labels[:3])
+
+
+def test_idx_reader_rejects_missing_and_malformed_files(tmp_path):
+    with pytest.raises(InertiaError, match="does not exist"):
+        read_idx(tmp_path / "nothing")
+    (tmp_path / "bad").write_bytes(b"\x12\x34\x08\x01\x00\x00\x00\x05abc")
+    with pytest.raises(InertiaError, match="bad magic"):
+        read_idx(tmp_path / "bad")
+    (tmp_path / "short").write_bytes(bytes([0, 0, 8, 1]) + np.asarray([5], ">i4").tobytes() + b"abc")
+    with pytest.raises(InertiaError, match="malformed"):
+        read_idx(tmp_path / "short")
+    with pytest.raises(InertiaError, match="not found"):
+        load("fashion_mnist", path=tmp_path)
+    with pytest.raises(InertiaError, match="not a folder"):
+        load("mnist", path=tmp_path / "missing")
+    with pytest.raises(InertiaError, match="path is required"):
+        load("cifar10")
+
+
+def test_cifar_reader_round_trip_and_errors(tmp_path):
+    rng = np.random.default_rng(1)
+    batches = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batches[name] = {b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), b"labels": list(rng.integers(0, 10, 4))}
+        with open(tmp_path / name, "wb") as handle:
+            pickle.dump(batches[name], handle)
+    data = load("cifar10", path=tmp_path, normalise=None)
+    assert data.x_train.shape == (20, 3072) and data.shape == (3, 32, 32)
+    np.testing.assert_allclose(data.x_test, batches["test_batch"][b"data"] / 255.0, rtol=1e-6)
+    (tmp_path / "test_batch").write_bytes(b"not a pickle")
+    with pytest.raises(InertiaError, match="not a CIFAR-10 python batch"):
+        load("cifar10", path=tmp_path)
+    with open(tmp_path / "test_batch", "wb") as handle:
+        pickle.dump({b"data": np.zeros((4, 10), np.uint8), b"labels": [0] * 4}, handle)
+    with pytest.raises(InertiaError, match="malformed"):
+        load("cifar10", path=tmp_path)
+
+
+def test_bundled_sets_normalisation_and_seeded_splits():
+    digits = load("digits", seed=3)
+    assert digits.x_train.dtype == np.float32 and digits.n_classes == 10
+    assert len(digits.y_train) + len(digits.y_test) == 1797
+    np.testing.assert_allclose(digits.x_train.mean(0), 0, atol=1e-5)
+    std = digits.x_train.std(0)
+    np.testing.assert_allclose(std[std > 0], 1, rtol=1e-4)
+    again = load("digits", seed=3)
+    np.testing.assert_array_equal(digits.x_test, again.x_test)
+    assert not np.array_equal(load("digits", seed=4).y_test, digits.y_test)
+    cancer = load("breast_cancer", normalise="unit", n_train=50)
+    np.testing.assert_allclose(np.linalg.norm(cancer.x_train, axis=1), 1, rtol=1e-5)
+    assert len(cancer.y_train) == 50 and set(cancer.binary().y_train) == {-1.0, 1.0}
+    m1d = load("mnist1d")
+    assert m1d.x_train.shape == (4000, 40) and m1d.x_test.shape == (1000, 40) and m1d.n_classes == 10
+    state = np.random.get_state()[1].copy()
+    load("mnist1d", seed=5)
+    np.testing.assert_array_equal(np.random.get_state()[1], state)  # NumPy's global generator untouched
+
+
+def test_split_standardise_unit_norm_and_bad_arguments():
+    x = np.arange(40.0).reshape(20, 2)
+    y = np.arange(20)
+    xtr, ytr, xte, yte = split(x, y, test_fraction=0.25, seed=0)
+    assert len(yte) == 5 and sorted(np.concatenate([ytr, yte])) == list(range(20))
+    a, b = standardise(xtr, xte)
+    np.testing.assert_allclose(a.std(0), 1, rtol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(unit_norm(x[1:]), axis=1), 1, rtol=1e-6)
+    with pytest.raises(InertiaError, match="name must be one of"):
+        load("imagenet")
+    with pytest.raises(InertiaError, match="n_train must lie"):
+        load("breast_cancer", n_train=10_000)
+    with pytest.raises(InertiaError, match="all zeros"):
+        unit_norm(np.zeros((2, 3)))
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+def test_two_layer_relu_is_the_formula_and_its_readout_gets_no_gradient():
+    net = TwoLayerReLU(5, 300, key=jax.random.key(0))
+    x = jnp.linspace(-1, 1, 5)
+    expected = np.sum(net.readout * np.maximum(net.weight @ x, 0)) / np.sqrt(300)
+    assert float(net(x)) == pytest.approx(float(expected), rel=1e-12)
+    assert set(np.unique(net.readout)) == {-1.0, 1.0}
+    grads = jax.grad(lambda m: m(x))(net)
+    assert float(jnp.abs(grads.readout).max()) == 0.0
+
+
+def test_cnn_is_translation_equivariant_before_pooling():
+    """Circularly shifting an input with zero borders shifts the first feature map: same pooled features."""
+    cnn = CNN((1, 16), 3, channels=4, key=jax.random.key(1))
+    x = jnp.zeros(16).at[4:8].set(jnp.array([1.0, -2.0, 0.5, 3.0]))
+    h = jax.nn.relu(cnn.conv1(x.reshape(1, 16)))
+    h_shift = jax.nn.relu(cnn.conv1(jnp.roll(x, 2).reshape(1, 16)))
+    np.testing.assert_allclose(jnp.roll(h, 2, axis=-1), h_shift, atol=1e-12)
+    assert cnn(x).shape == (3,) and CNN((1, 8, 8), 10, key=jax.random.key(2))(jnp.ones(64)).shape == (10,)
+
+
+# ------------------------------------------------------------------------------------------- training
+
+
+def _tiny(n=24, d=6, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n + 8, d)).astype(np.float32)
+    y = rng.integers(0, classes, n + 8)
+    return Dataset("tiny", x[:n], y[:n], x[n:], y[n:], classes, (d,))
+
+
+def _optax_reference(model, method, data, steps, key):
+    params, static = eqx.partition(model(key=jax.random.fold_in(key, 0)), eqx.is_inexact_array)
+    flat, unravel = ravel_pytree(jax.tree.map(lambda a: a.astype(jnp.float32), params))
+    x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+
+    def loss(z):
+        logits = jax.vmap(eqx.combine(unravel(z), static))(x)
+        return jnp.mean(jax.nn.logsumexp(logits, -1) - logits[jnp.arange(len(y)), y])
+
+    opt = method.to_optax()
+    state = opt.init(flat)
+    for _ in range(steps):
+        updates, state = opt.update(jax.grad(loss)(flat), state)
+        flat = optax.apply_updates(flat, updates)
+    return flat
+
+
+@pytest.mark.parametrize("build", [HeavyBall.from_practitioner, Nesterov.from_practitioner])
+@pytest.mark.parametrize("model", [functools.partial(MLP, 6, 3, width=8), functools.partial(CNN, (1, 6), 3, channels=3)],
+                         ids=["mlp", "cnn"])
+def test_full_batch_training_has_optax_iterates(build, model):
+    data = _tiny()
+    method = build(0.3, 0.8)
+    key = jax.random.key(3)
+    out = train(model, method, data, key=key, epochs=15, keep_params=True, progress=False)
+    seed_key = jax.random.split(key, 1)[0]
+    reference = _optax_reference(model, method, data, 15, seed_key)
+    x, v = out.final.values[0, 0], out.velocity.values[0, 0]
+    practitioner = x + float(method.lookahead) * v  # Nesterov: optax returns the look-ahead points
+    np.testing.assert_allclose(practitioner, reference, rtol=2e-4, atol=2e-5)
+
+
+def test_grid_and_seeds_equal_separate_runs_and_metrics_are_exact():
+    data = _tiny()
+    model = functools.partial(MLP, 6, 3, width=8)
+    key = jax.random.key(4)
+    methods = grid(HeavyBall.from_practitioner, lr=[0.05, 0.2], momentum=[0.0, 0.9])
+    together = train(model, methods, data, key=key, epochs=6, batch_size=5, seeds=3, record_every=3, progress=False)
+    alone = train(model, HeavyBall.from_practitioner(0.2, 0.0), data, key=key, epochs=6, batch_size=5, seeds=3,
+                  record_every=3, progress=False)
+    np.testing.assert_allclose(together.train_loss.values[2], alone.train_loss.values[0], rtol=1e-5)
+    assert list(together.step.values) == [0, 12, 24] and together.sizes == {"config": 4, "seed": 3, "record": 3}
+    # epoch-0 metrics are those of the initial network, the same for every configuration
+    params, static = eqx.partition(model(key=jax.random.fold_in(jax.random.split(key, 3)[1], 0)), eqx.is_inexact_array)
+    logits = jax.vmap(eqx.combine(params, static))(jnp.asarray(data.x_test, jnp.float32))
+    ce = jnp.mean(jax.nn.logsumexp(logits, -1) - logits[jnp.arange(8), data.y_test])
+    np.testing.assert_allclose(together.test_loss.values[:, 1, 0], float(ce), rtol=1e-5)
+    acc = np.mean(np.argmax(logits, -1) == data.y_test)
+    np.testing.assert_allclose(together.test_accuracy.values[:, 1, 0], acc, rtol=1e-6)
+
+
+def test_batches_are_an_epochwise_permutation_without_replacement():
+    data = _tiny(n=23)
+    from inertia.nn.train import _Problem
+
+    problem = _Problem(static=None, unravel=None, kind="squared", batch=5, steps_per_epoch=4, two_batches=False,
+                       sharpness_iterations=0, x_train=jnp.zeros((23, 1)), y_train=jnp.zeros(23), x_eval=None,
+                       y_eval=None, x_test=None, y_test=None, max_norm=None, svag_weights=None)
+    key = jax.random.key(0)
+    first, second = np.asarray(_batches(problem, key, 0)), np.asarray(_batches(problem, key, 1))
+    for order in (first, second):
+        assert order.shape == (4, 5) and len(np.unique(order)) == 20 and order.max() < 23
+    assert not np.array_equal(first, second)
+
+
+def test_svag_at_full_batch_is_gradient_descent():
+    """Both SVAG batches are the whole set, so w₁g + w₂g = g (w₁ + w₂ = 1): the GD iterates exactly."""
+    data = _tiny()
+    model = functools.partial(MLP, 6, 3, width=8)
+    kw = dict(key=jax.random.key(5), epochs=10, keep_params=True, progress=False)
+    svag = train(model, GD(0.2), data, svag=4.0, **kw)
+    plain = train(model, GD(0.2), data, **kw)
+    np.testing.assert_allclose(svag.final.values, plain.final.values, rtol=1e-4, atol=1e-5)
+    assert float(np.abs(svag.final.values - plain.initial.values).max()) > 1e-2  # it did move
+
+
+def test_divergence_is_recorded_not_raised_and_leaves_other_runs_alone():
+    data = _tiny()
+    model = functools.partial(TwoLayerReLU, 6, 64)
+    binary = Dataset("tiny", data.x_train, np.where(data.y_train > 0, 1.0, -1.0).astype(np.float32),
+                     data.x_test, np.where(data.y_test > 0, 1.0, -1.0).astype(np.float32), 1, (6,))
+    out = train(model, GD(np.array([0.01, 1e4])), binary, key=jax.random.key(6), epochs=20, loss="squared",
+                max_norm=1e4, progress=False)
+    assert int(out.diverged_at[0, 0]) == -1 and 1 <= int(out.diverged_at[1, 0]) <= 20
+    assert np.all(np.isfinite(out.train_loss.values[0, 0])) and np.isnan(out.train_loss.values[1, 0, -1])
+    assert out.train_loss.values[0, 0, -1] < out.train_loss.values[0, 0, 0]
+
+
+def test_recorded_sharpness_is_the_hessian_top_eigenvalue():
+    data = _tiny(n=10, d=3)
+    model = functools.partial(MLP, 3, 2, width=3, depth=1)
+    out = train(model, GD(0.1), Dataset("t", data.x_train, data.y_train % 2, data.x_test, data.y_test % 2, 2, (3,)),
+                key=jax.random.key(7), epochs=3, keep_params=True, sharpness_iterations=40, progress=False)
+    params, static = eqx.partition(model(key=jax.random.fold_in(jax.random.split(jax.random.key(7), 1)[0], 0)),
+                                   eqx.is_inexact_array)
+    _, unravel = ravel_pytree(jax.tree.map(lambda a: a.astype(jnp.float32), params))
+    x, y = jnp.asarray(data.x_train, jnp.float32), jnp.asarray(data.y_train % 2)
+
+    def loss(z):
+        logits = jax.vmap(eqx.combine(unravel(z), static))(x)
+        return jnp.mean(jax.nn.logsumexp(logits, -1) - logits[jnp.arange(10), y])
+
+    H = jax.hessian(loss)(jnp.asarray(out.final.values[0, 0], jnp.float32))
+    assert float(out.sharpness[0, 0, -1]) == pytest.approx(float(jnp.linalg.eigvalsh(H)[-1]), rel=1e-3)
+
+
+def test_bad_arguments_raise_inertia_errors():
+    data = _tiny()
+    model = functools.partial(MLP, 6, 3)
+    with pytest.raises(InertiaError, match="batch_size must be an integer in"):
+        train(model, GD(0.1), data, key=jax.random.key(0), epochs=1, batch_size=100)
+    with pytest.raises(InertiaError, match="loss must be one of"):
+        train(model, GD(0.1), data, key=jax.random.key(0), epochs=1, loss="hinge")
+    with pytest.raises(InertiaError, match="svag must be >= 1"):
+        train(model, GD(0.1), data, key=jax.random.key(0), epochs=1, svag=0.5)
+    with pytest.raises(InertiaError, match="method must be"):
+        train(model, "sgd", data, key=jax.random.key(0), epochs=1)
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_ntk_prints_the_hb_rate_and_train_reports_bad_paths(capsys, tmp_path):
+    from inertia.cli import main
+
+    assert main(["ntk", "--data", "breast_cancer", "--n", "40", "--c", "0.5"]) == 0
+    out = capsys.readouterr().out
+    kappa = float(out.split("κ = ")[1].split()[0])
+    hb = float(next(line for line in out.splitlines() if line.strip().startswith("HB")).split()[1])
+    assert hb == pytest.approx(1 - 0.5 / np.sqrt(kappa), abs=2e-5)  # κ printed to 5 digits
+    assert main(["train", "--data", "mnist", "--path", str(tmp_path / "none"), "--lr", "0.1"]) == 2
+    assert "is not a folder" in capsys.readouterr().err

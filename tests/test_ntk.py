@@ -1,0 +1,80 @@
+"""NTK: the closed form H^∞, the 1/√m approach of the finite-width Gram, and the linearised rates."""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import numpy as np
+import pytest
+
+from inertia import GD, HeavyBall, InertiaError, Nesterov, ntk
+from inertia.stability import rate
+
+
+def _sphere(n, d, seed=0):
+    x = np.random.default_rng(seed).normal(size=(n, d))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_gram_infinity_is_the_gaussian_expectation():
+    """Monte Carlo of E[xᵢᵀxⱼ 1{wᵀxᵢ≥0} 1{wᵀxⱼ≥0}] over w ~ N(0, I), inside 4 standard errors."""
+    x = _sphere(6, 5)
+    w = np.random.default_rng(1).normal(size=(200_000, 5))
+    active = (w @ x.T >= 0).astype(float)
+    samples = (x @ x.T)[None] * active[:, :, None] * active[:, None, :]
+    mean, se = samples.mean(0), samples.std(0) / np.sqrt(len(w))
+    H = ntk.gram_infinity(x)
+    assert np.all(np.abs(H - mean) < 4 * se + 1e-12)
+    np.testing.assert_allclose(np.diag(H), 0.5)  # arccos 1 = 0: H_ii = 1/2
+
+
+def test_finite_width_gram_approaches_infinity_at_rate_one_over_sqrt_m():
+    x = _sphere(10, 8)
+    H_inf = ntk.gram_infinity(x)
+    widths = np.array([64, 256, 1024, 4096, 16384])
+    rng = np.random.default_rng(2)
+    errors = [np.mean([np.linalg.norm(ntk.gram(rng.normal(size=(m, 8)), x) - H_inf) for _ in range(20)])
+              for m in widths]
+    slope = np.polyfit(np.log(widths), np.log(errors), 1)[0]
+    assert slope == pytest.approx(-0.5, abs=0.05)
+
+
+def test_spectrum_and_parameters_give_the_hb_rate_one_minus_c_over_sqrt_kappa():
+    H = ntk.gram_infinity(_sphere(12, 6))
+    s = ntk.spectrum(H)
+    assert s["lambda0"] == pytest.approx(np.linalg.eigvalsh(H)[0], rel=1e-12)
+    assert s["kappa"] == pytest.approx(s["lambda_max"] / s["lambda0"], rel=1e-12)
+    p = ntk.accelerated_parameters(H, c=0.5)
+    assert p["hb_rate"] == pytest.approx(1 - 0.5 / np.sqrt(s["kappa"]), rel=1e-9)
+    # NAG at the same (η, β): complex roots of modulus √(β(1 − ημ)) < √β, so it is strictly faster
+    assert ntk.predicted_rate(Nesterov(p["h"], p["momentum"]), H) < p["hb_rate"]
+    gd = ntk.predicted_rate(GD(p["h"]), H)
+    assert gd == pytest.approx(1 - p["h"] * s["lambda0"], rel=1e-9)
+    assert ntk.du_bound(p["h"], s["lambda0"]) ** 0.5 >= gd  # Du et al.'s bound is looser than the linear rate
+
+
+def test_linearised_residual_dynamics_match_predicted_rate():
+    """Iterating r ← method step on ½ rᵀHr contracts at exactly the predicted rate (the companion radius)."""
+    H = ntk.gram_infinity(_sphere(8, 5, seed=3))
+    p = ntk.accelerated_parameters(H)
+    method = HeavyBall(p["h"], p["momentum"])
+    r, v = np.ones(8), np.zeros(8)
+    norms = []
+    for _ in range(400):
+        r, v = method.step(r, v, lambda z: H @ z)
+        norms.append(np.linalg.norm(r))
+    # every mode has complex roots of modulus √β: the norm oscillates under an exact geometric envelope
+    slope = np.polyfit(np.arange(100, 400), np.log(norms[100:]), 1)[0]
+    assert np.exp(slope) == pytest.approx(rate(method, np.linalg.eigvalsh(H)), abs=2e-3)
+
+
+def test_gram_drift_is_zero_without_movement_and_errors_are_clear():
+    x = _sphere(5, 4)
+    w = np.random.default_rng(0).normal(size=(50, 4))
+    assert ntk.gram_drift(w, w, x) == 0.0
+    with pytest.raises(InertiaError, match="unit-norm"):
+        ntk.gram_infinity(2 * x)
+    with pytest.raises(InertiaError, match="weight must have shape"):
+        ntk.gram(w[:, :3], x)
+    with pytest.raises(InertiaError, match="positive definite"):
+        ntk.spectrum(ntk.gram_infinity(np.vstack([x, x[:1]])))
