@@ -1,4 +1,4 @@
-"""Continuous-time models (THEORY §2): exactness of the principal flow, the modified-loss coefficient, the
+"""Continuous-time models (docs/theory.md §2): exactness of the principal flow, the modified-loss coefficient, the
 slow-manifold start, and the high-resolution ODE as a time change of the modified equation."""
 
 import jax

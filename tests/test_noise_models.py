@@ -90,7 +90,7 @@ def test_label_noise_covariance():
 
 @pytest.mark.parametrize("method", [GD(0.4), HeavyBall.from_practitioner(0.2, 0.5)])
 def test_label_noise_stationary_covariance_monte_carlo(method):
-    """Ziyin et al. (2022) Theorem 2 with momentum (THEORY §3.3), 4000 chains, one sample each at step 400."""
+    """Ziyin et al. (2022) Theorem 2 with momentum (docs/theory.md §3.3), 4000 chains, one sample each at step 400."""
     A = np.diag([1.0, 0.4])
     u = np.array([1.0, -1.0])
     S, sigma2 = 2, 0.5

@@ -19,7 +19,7 @@ def bowl(x):
 BOWL = I.Function(bowl)
 X0 = jnp.array([1.5, 1.0])
 T = 2.0
-# Asymptotic regime for λ = 0.5: h ≪ (1−λ)² = 0.25 (THEORY §2.3).
+# Asymptotic regime for λ = 0.5: h ≪ (1−λ)² = 0.25 (docs/theory.md §2.3).
 MOMENTUM_HS = np.geomspace(2e-4, 1.6e-3, 6)
 GD_HS = np.geomspace(0.01, 0.08, 6)
 HB, NAG = I.HeavyBall(0.01, 0.5), I.Nesterov(0.01, 0.5)
@@ -61,7 +61,7 @@ def test_start_from_rest_loses_the_second_order():
 
 
 def test_wrong_coefficient_measures_order_1():
-    # THEORY §2.3: c = 1/(4(1−λ)) instead of α/(2(1−λ)²) loses the second order.
+    # docs/theory.md §2.3: c = 1/(4(1−λ)) instead of α/(2(1−λ)²) loses the second order.
     class WrongModifiedFlow(I.GradientFlow):
         def field(self, objective, x):
             g = objective.grad(x)

@@ -29,9 +29,9 @@ def test_sme_weak_order_of_sgd(order):
 @pytest.mark.parametrize("build,beta", [(HeavyBall.from_normalised, 0.5), (HeavyBall.from_normalised, 0.9),
                                         (Nesterov.from_normalised, 0.7)])
 def test_momentum_sde_weak_order_one(build, beta):
-    """The SME of SGD at the effective learning rate models SGDM with weak order 1 (THEORY §3.4 [open]:
+    """The SME of SGD at the effective learning rate models SGDM with weak order 1 (docs/theory.md §3.4 [open]:
     measured here). The order-2 drift does not raise it to 2: started from rest, even the noiseless part
-    keeps an O(h) time lag (THEORY §2.3), so `SME.for_method` refuses order 2."""
+    keeps an O(h) time lag (docs/theory.md §2.3), so `SME.for_method` refuses order 2."""
     errors, errors2 = [], []
     for lr in LRS:
         method, steps = build(lr, beta), int(round(T / lr))

@@ -91,7 +91,7 @@ def test_damped_newton_closed_form(case, mu):
 
 @pytest.mark.parametrize("mu", [0.0, 0.5])
 def test_natural_gradient_closed_form(mu):
-    """THEORY §3.2's closed form is the fixed point of the preconditioner Λ = λ(KΣK)⁻¹ (C commuting with K)."""
+    """docs/theory.md §3.2's closed form is the fixed point of the preconditioner Λ = λ(KΣK)⁻¹ (C commuting with K)."""
     rng = np.random.default_rng(3)
     d = 4
     Q, _ = np.linalg.qr(rng.normal(size=(d, d)))

@@ -93,7 +93,7 @@ class DoubleWell(Objective):
 
 
 def kramers_rate(lr: float, well: DoubleWell, batch_size: float, *, continuous: bool = False) -> float:
-    """Theorem 9 of Liu, Ziyin & Ueda (ICML 2021), as written in THEORY §3.2 (approximate by the paper's word):
+    """Theorem 9 of Liu, Ziyin & Ueda (ICML 2021), as written in docs/theory.md §3.2 (approximate by the paper's word):
 
         γ ≈ 1/(2π|k_b|) · √(2/(2−λk_a)) · erf(√(S(2−λk_a)ΔL/(λk_a))) · exp[−(2SΔL/λ)(l(1−λk_a/2)/k_a + (1−l)/|k_b|)].
 

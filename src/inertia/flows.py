@@ -1,4 +1,4 @@
-"""Continuous-time models of gradient descent, heavy ball and Nesterov (THEORY §2).
+"""Continuous-time models of gradient descent, heavy ball and Nesterov (docs/theory.md §2).
 
 A `Model` is built from a method (`GD`, `HeavyBall`, `Nesterov`) and reads its hyper-parameters ``h``,
 ``λ`` (momentum) and ``a`` (look-ahead); it never simulates. It gives a vector field (first or second
@@ -47,7 +47,7 @@ def alpha(method: Method) -> Array:
 
 
 def drift_coefficient(method: Method) -> Array:
-    """``c(λ,a) = α/(2(1−λ)²)``, the coefficient of ``h|∇f|²`` in the modified loss (THEORY §2.3, [num])."""
+    """``c(λ,a) = α/(2(1−λ)²)``, the coefficient of ``h|∇f|²`` in the modified loss (docs/theory.md §2.3, [num])."""
     return alpha(method) / (2 * (1 - method.momentum) ** 2)
 
 
@@ -310,7 +310,7 @@ def manifold_velocity(method: Method, objective: Objective, x0: ArrayLike) -> Ar
     """The velocity ``v₀ = x₀ − x₋₁`` that puts a discrete run on the slow manifold at ``x₀``.
 
     ``x₋₁ = x(−h)`` on the modified-loss flow: ``v₀ = h ẋ − (h²/2) ẍ``, with ``ẍ`` a Jacobian-vector product of
-    the field (Kovachki & Stuart's invariant manifold, THEORY §2.3). Pass it as ``run(..., v0=…)``.
+    the field (Kovachki & Stuart's invariant manifold, docs/theory.md §2.3). Pass it as ``run(..., v0=…)``.
     """
     field = lambda y: _manifold_rate(method, objective, y)
     x0 = jnp.asarray(x0)

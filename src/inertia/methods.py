@@ -150,7 +150,7 @@ class Nesterov(Method):
         """torch/optax ``nesterov=True``: ``b ← βb + ∇f(θ); θ ← θ − lr(∇f(θ) + βb)``, ``b₀ = 0``.
 
         Its iterates ``θ_n`` are the look-ahead points ``y_n`` of this canonical method started at rest
-        (THEORY §0, checked to 1e-12 in tests/test_methods.py).
+        (docs/theory.md §0, checked to 1e-12 in tests/test_methods.py).
         """
         return cls(_hyper("lr", lr, 0, np.inf, positive=True), momentum)
 

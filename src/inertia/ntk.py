@@ -1,11 +1,11 @@
-"""The neural tangent kernel of the two-layer ReLU network of THEORY §4, and its rates.
+"""The neural tangent kernel of the two-layer ReLU network of docs/theory.md §4, and its rates.
 
 For ``f(W, a, x) = (1/√m) Σ_r a_r relu(w_rᵀx)`` with ``a_r = ±1`` fixed, ``‖x_i‖ = 1`` and the loss
 ``½‖u − y‖²`` (Du, Zhai, Poczos & Singh, ICLR 2019):
 
 - finite-width Gram matrix ``H_ij(W) = (x_iᵀx_j / m) Σ_r 1{w_rᵀx_i ≥ 0} 1{w_rᵀx_j ≥ 0}`` (`gram`);
 - its infinite-width limit at ``w_r ~ N(0, I)``: ``H^∞_ij = x_iᵀx_j (π − arccos x_iᵀx_j) / (2π)``
-  (`gram_infinity`; THEORY §4, [num]: it matched neural-tangents to 4e-9). Each entry of ``H(0)`` is a mean
+  (`gram_infinity`; docs/theory.md §4, [num]: it matched neural-tangents to 4e-9). Each entry of ``H(0)`` is a mean
   of ``m`` independent bounded terms, so ``H(0) − H^∞ = O(1/√m)`` (measured in tests/test_ntk.py);
 - ``λ₀ = λ_min(H^∞)`` and ``κ = λ_max/λ₀`` (`spectrum`).
 
@@ -14,7 +14,7 @@ method on the quadratic with Hessian ``H``: ``r_{k+1} = r_k + λ(r_k − r_{k−
 So `predicted_rate` is the spectral radius of the method's companion matrix over the eigenvalues of ``H``
 (`inertia.stability.rate`): the per-step factor of ``‖u − y‖``. `du_bound` is Du et al.'s Theorem 4.1 for
 GD, ``‖u(k) − y‖² ≤ (1 − ηλ₀/2)^k ‖u(0) − y‖²``. HB (Wang, Lin & Abernethy 2021) and NAG (Liu et al.,
-IJCAI 2024) are proved to converge at ``1 − Θ(1/√κ)``; their constants are [open] in THEORY, so this
+IJCAI 2024) are proved to converge at ``1 − Θ(1/√κ)``; their constants are [open] in docs/theory.md, so this
 module offers the linearised rate, which the experiments check against training (experiments/networks.py).
 
 Learning rates here are in the paper's convention (loss ``½‖u − y‖²``, a sum). `inertia.nn.train` minimises
@@ -39,7 +39,7 @@ def _inputs(x: ArrayLike) -> np.ndarray:
         raise InertiaError(f"x must be an (n, d) matrix of examples; got shape {x.shape}")
     norms = np.linalg.norm(x, axis=1)
     if not np.allclose(norms, 1.0, atol=1e-4):
-        raise InertiaError(f"x must have unit-norm rows (THEORY §4); norms range over [{norms.min():.4g}, {norms.max():.4g}]")
+        raise InertiaError(f"x must have unit-norm rows (docs/theory.md §4); norms range over [{norms.min():.4g}, {norms.max():.4g}]")
     return x
 
 
@@ -97,7 +97,7 @@ def du_bound(h: float, lambda0: float) -> float:
 def accelerated_parameters(H: ArrayLike, c: float = 0.5) -> dict:
     """``η = 1/λ_max(H)``, ``β = (1 − c√(ηλ₀))²``: for ``c ≤ 1`` every mode of heavy ball has complex roots, so
     heavy ball contracts at ``√β = 1 − c/√κ`` (the momentum-dominated regime of Wang, Lin & Abernethy 2021;
-    their constants are [open] in THEORY §4). Returns ``{"h", "momentum", "hb_rate"}``.
+    their constants are [open] in docs/theory.md §4). Returns ``{"h", "momentum", "hb_rate"}``.
 
     Measured (linearised, `predicted_rate`): in this regime NAG at the same ``(η, β)`` is faster than HB,
     since its complex roots have modulus ``√(β(1 − ημ)) < √β``; at ``c = 1`` (Polyak's boundary) it can be

@@ -2,8 +2,8 @@
 
 `convergence_order` runs a method for each step size ``h`` and solves a model of it, in one compiled program
 shared by every ``h``, and fits ``log error = p·log h + const``: ``p`` is the measured order
-(Kovachki & Stuart, JMLR 2021, Thms 3.2/4.2/5.2; THEORY §2). `manifold_distance` and `attraction_rate`
-measure how fast a run started off the slow manifold falls onto it (rate ≈ λ per step, THEORY §2.3).
+(Kovachki & Stuart, JMLR 2021, Thms 3.2/4.2/5.2; docs/theory.md §2). `manifold_distance` and `attraction_rate`
+measure how fast a run started off the slow manifold falls onto it (rate ≈ λ per step, docs/theory.md §2.3).
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def _manifold_distance(method, objective, x, velocity):
 
 def attraction_rate(method: Method, objective: Objective, x0: ArrayLike, steps: int = 60, *,
                     v0: ArrayLike | None = None, floor: float = 30.0) -> tuple[float, np.ndarray]:
-    """The per-step rate at which a run started off the slow manifold approaches it (≈ λ, THEORY §2.3).
+    """The per-step rate at which a run started off the slow manifold approaches it (≈ λ, docs/theory.md §2.3).
 
     Runs `method` from ``x0`` with initial velocity ``v0`` (default: at rest, off the manifold by
     ``h|ẋ|``), measures `manifold_distance` ``d_n``, and fits ``log d_n = n log ρ + const`` over the first

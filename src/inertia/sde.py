@@ -2,10 +2,10 @@
 
 SGD with learning rate ``η`` and gradient noise of covariance ``Σ`` is modelled, in time ``t = kη``, by
 
-- `SME` order 1: ``dX = −∇f dt + √η Σ^{1/2} dW`` (Li, Tai & E 2017/2019; THEORY §3.4);
+- `SME` order 1: ``dX = −∇f dt + √η Σ^{1/2} dW`` (Li, Tai & E 2017/2019; docs/theory.md §3.4);
 - `SME` order 2: ``dX = −∇(f + (η/4)|∇f|²) dt + √η Σ^{1/2} dW``.
 
-For momentum (THEORY marks the momentum SME [open]) this module exposes only what was measured:
+For momentum (docs/theory.md marks the momentum SME [open]) this module exposes only what was measured:
 `SME.for_method` builds, for heavy ball/Nesterov with ``(h, λ)``, the order-1 SME of SGD at the effective
 learning rate ``η = h/(1−λ)`` (time ``t = k·h/(1−λ)``); its weak order, measured in tests/test_sde.py and the
 claim ``sde-weak-order``, is 1. Its order-2 drift is refused for momentum: started from rest (the torch/optax

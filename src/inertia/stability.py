@@ -86,7 +86,7 @@ def threshold(name: str, momentum: float = 0.0, eigenvalue: float = 1.0, *, rtol
 
 
 def closed_form_threshold(name: str, momentum: float = 0.0, eigenvalue: float = 1.0) -> float:
-    """THEORY §1: GD ``2/μ``; HB ``2(1+β)/μ``; practitioner Nesterov ``(2+2β)/((1+2β)μ)``; normalised forms ÷(1−β)."""
+    """docs/theory.md §1: GD ``2/μ``; HB ``2(1+β)/μ``; practitioner Nesterov ``(2+2β)/((1+2β)μ)``; normalised forms ÷(1−β)."""
     base = {"gd": 2.0, "heavy-ball": 2 * (1 + momentum), "nesterov": (2 + 2 * momentum) / (1 + 2 * momentum)}
     kind = name.removesuffix("-normalised")
     scale = 1 / (1 - momentum) if name.endswith("-normalised") else 1.0

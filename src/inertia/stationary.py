@@ -8,7 +8,7 @@ covariance) and an optional preconditioner ``P`` multiplying the gradient, the c
 
 i.e. ``z_{n+1} = A z_n + B ξ_n``. The stationary covariance solves the discrete Lyapunov equation
 ``Σ_z = A Σ_z Aᵀ + B C Bᵀ`` (Liu, Ziyin & Ueda, ICML 2021, whose Theorems 1–3 and 5 and Corollary 1 are
-special cases; THEORY §3.1). One solver covers GD, heavy ball and Nesterov in every convention.
+special cases; docs/theory.md §3.1). One solver covers GD, heavy ball and Nesterov in every convention.
 
 The solver never forms a Kronecker product of ``d × d`` matrices. With ``M = P^{1/2} H P^{1/2} = U K Uᵀ``
 and ``T = P^{1/2} U``, ``PH = T K T⁻¹``: in the coordinates ``x = T x̃`` every block of ``A`` is diagonal, so
@@ -110,7 +110,7 @@ def _eigensystem(H, preconditioner) -> _Eigensystem:
 def stationary_threshold(method: Method) -> float:
     """The largest stable ``h·k`` of the canonical method: ``2(1+λ)/(1+2a)`` (Jury's conditions on
     ``r² − (1+λ−s(1+a)) r + (λ−sa)``). HB gives ``λk < 2(1+μ)`` (Liu, Ziyin & Ueda 2021, Sec. 4);
-    GD ``2``; Nesterov ``2(1+λ)/(1+2λ)`` (THEORY §1)."""
+    GD ``2``; Nesterov ``2(1+λ)/(1+2λ)`` (docs/theory.md §1)."""
     _, lam, a = _scalars(method)
     return 2 * (1 + lam) / (1 + 2 * a)
 
@@ -208,7 +208,7 @@ def _assemble(method, xx, xv, vv) -> Stationary:
 def covariance_ou(method: Method, H, C, preconditioner=None) -> np.ndarray:
     """The Ornstein–Uhlenbeck (continuous-time) prediction: ``PHΣ + ΣHP = h/(1−λ) · PCP``.
 
-    Liu, Ziyin & Ueda (ICML 2021), eq. for the SDE limit (``ΣK + KΣ = λ/(1−μ) C``; THEORY §3.1). The
+    Liu, Ziyin & Ueda (ICML 2021), eq. for the SDE limit (``ΣK + KΣ = λ/(1−μ) C``; docs/theory.md §3.1). The
     effective learning rate ``h/(1−λ)`` is the same in every convention; valid as ``h → 0``.
     """
     h, lam, _ = _scalars(method)
@@ -283,7 +283,7 @@ def label_noise_covariance(method: Method, input_cov, label_variance: float, bat
                            preconditioner=None) -> np.ndarray:
     """Stationary ``Cov w`` of SGD/SGDM on online linear regression with label noise (closed form).
 
-    Ziyin, Liu, Mori & Ueda (ICLR 2022), Theorem 2 with momentum μ (THEORY §3.3): with ``x ~ N(0, A)``,
+    Ziyin, Liu, Mori & Ueda (ICLR 2022), Theorem 2 with momentum μ (docs/theory.md §3.3): with ``x ~ N(0, A)``,
     ``y = uᵀx + ε``, ``Var ε = σ²``, batch ``S`` and learning-rate matrix ``Λ = hP`` commuting with ``A``,
 
         Σ = (σ²/S)(1 + κ/S) Λ G⁻¹,   G = 2(1−μ)I − ((1−μ)/(1+μ) + 1/S) ΛA,
@@ -336,7 +336,7 @@ def minibatch_regression_covariance(method: Method, inputs, targets, batch_size:
     The minibatch noise depends on the state: with ``r = w − ŵ`` (``ŵ`` the least-squares minimum),
     per-example gradients are ``gᵢ(w) = aᵢaᵢᵀ r + gᵢ(ŵ)``, so ``E C(w) = c·[F(ŵ) + (1/N) Σ (aᵢᵀΣaᵢ) aᵢaᵢᵀ − KΣK]``
     with ``c = 1/S`` (with replacement) or ``(N−S)/(S(N−1))`` (without) (Ziyin, Liu, Mori & Ueda, ICLR 2022,
-    Sec. 3; THEORY §3.3). Noise is uncorrelated with the state, so the Lyapunov equation holds with ``E C(w)``
+    Sec. 3; docs/theory.md §3.3). Noise is uncorrelated with the state, so the Lyapunov equation holds with ``E C(w)``
     and is solved self-consistently.
 
     **Returns:** ``(Σ, ŵ)``.

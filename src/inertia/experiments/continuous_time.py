@@ -1,4 +1,4 @@
-"""Claims on continuous-time models (THEORY §2): Kovachki & Stuart's three approximations of momentum,
+"""Claims on continuous-time models (docs/theory.md §2): Kovachki & Stuart's three approximations of momentum,
 attraction to the invariant manifold, Barrett & Dherin's implicit gradient regularisation and the third-order
 field, and Rosca et al.'s principal flow."""
 
@@ -76,7 +76,7 @@ def _ks_orders(momentum, T, h_min, n_h) -> Outcome:
 @claim(
     id="ks-invariant-manifold",
     title="Runs started off the slow manifold fall onto it at rate ≈ λ per step",
-    source="Kovachki & Stuart, JMLR 2021, Sec. 5 (invariant manifold); THEORY §2.3",
+    source="Kovachki & Stuart, JMLR 2021, Sec. 5 (invariant manifold); docs/theory.md §2.3",
     statement="The distance of (x_n, x_{n−1}) from the slow manifold decays like λⁿ (the second root of the "
               "characteristic polynomial at h = 0).",
     quick={"cases": [["heavy ball", 0.01, 0.5], ["Nesterov", 0.01, 0.5], ["heavy ball", 0.005, 0.8]], "steps": 80},

@@ -27,7 +27,7 @@ _COLOURS = {"GD": "tab:gray", "HB": "tab:blue", "NAG": "tab:red", "SGD": "tab:gr
 
 
 def _ntk_data(name: str, n: int, seed: int):
-    """``n`` training examples, standardised then put on the unit sphere (THEORY §4), labels ±1."""
+    """``n`` training examples, standardised then put on the unit sphere (docs/theory.md §4), labels ±1."""
     data = load(name, n_train=n, n_test=min(n, 100), seed=seed).binary()
     return data, unit_norm(data.x_train)
 
@@ -226,7 +226,7 @@ def _welch(a, b, level=0.95):
 
 
 def _matched(lrs, beta):
-    """SGD at each η and SGDM at γ = η(1 − β), β: the same effective learning rate γ/(1 − β) (THEORY §3.5)."""
+    """SGD at each η and SGDM at γ = η(1 − β), β: the same effective learning rate γ/(1 − β) (docs/theory.md §3.5)."""
     lrs = np.asarray(lrs, float)
     return HeavyBall.from_practitioner(np.concatenate([lrs, lrs * (1 - beta)]),
                                        np.concatenate([np.zeros_like(lrs), np.full_like(lrs, beta)]))
@@ -416,7 +416,7 @@ def _svag_figure(svag_runs, svag_gap, name, batch, lr):
     id="sharpness-edge-of-stability",
     title="Sharpness along GD and heavy-ball training stops at the stability threshold 2(1+β)/h",
     source="Cohen, Kaur, Li, Kolter & Talwalkar, ICLR 2021, Sec. 3 and App. (Polyak momentum: 2(1+β)/η); "
-           "threshold from THEORY §1",
+           "threshold from docs/theory.md §1",
     statement=(
         "Full-batch GD and heavy ball (β = 0.5) on an MLP with squared loss (digits): the largest Hessian eigenvalue "
         "(Lanczos, 20 steps) rises during training and, over the second half of the run, stays at or below the "

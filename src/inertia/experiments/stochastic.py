@@ -204,7 +204,7 @@ def _minibatch_regression(n, batch, dim, lr, chains, steps, replace):
 
 
 @claim(id="label-noise-regression", title="Label noise in online linear regression: the self-consistent solution",
-       source="Ziyin, Liu, Mori & Ueda, ICLR 2022, Theorem 2 (with momentum, THEORY §3.3)",
+       source="Ziyin, Liu, Mori & Ueda, ICLR 2022, Theorem 2 (with momentum, docs/theory.md §3.3)",
        statement="With x ~ N(0, A), y = uᵀx + ε and batch S, the stationary covariance of SGD/SGDM is "
                  "Σ = (σ²/S)(1 + κ/S)ΛG⁻¹; simulation agrees, while the noise at the minimum (σ²A/S) underestimates it.",
        quick={"fractions": [0.2, 0.4, 0.6], "momenta": [0.0, 0.5], "batch": 2, "chains": 2000, "steps": 400},
@@ -360,7 +360,7 @@ def _sgdm_gap(betas, etas):
             sgdm = st.covariance(HeavyBall.from_practitioner(eta * (1 - beta), beta), K, C).parameters
             gaps.append(np.linalg.norm(sgdm - sgd) / np.linalg.norm(sgd))
         gaps = np.array(gaps)
-        small = etas <= (1 - beta) / 10  # the asymptotic regime: γ ≪ (1−β)² (THEORY §2.3)
+        small = etas <= (1 - beta) / 10  # the asymptotic regime: γ ≪ (1−β)² (docs/theory.md §2.3)
         slopes[beta] = sde.fit_order(etas[small], gaps[small])
         coefficients[beta] = float(np.median(gaps[small] * (1 - beta) / etas[small]))
         ax.loglog(etas, gaps, "o-", color=f"C{p}", ms=4, label=f"β = {beta:g}: slope {slopes[beta]:.2f} for η ≤ (1−β)/10")
@@ -379,7 +379,7 @@ def _sgdm_gap(betas, etas):
 
 
 @claim(id="sde-weak-order", title="Weak order of the SDE models of SGD and SGDM",
-       source="Li, Tai & E, JMLR 2019 (SME); THEORY §3.4 (momentum SME [open], measured here)",
+       source="Li, Tai & E, JMLR 2019 (SME); docs/theory.md §3.4 (momentum SME [open], measured here)",
        statement="The order-1 and order-2 SMEs of SGD have weak order 1 and 2; SGD's SME at the effective "
                  "learning rate models SGDM (from rest) with weak order 1. Measured exactly on a quadratic with "
                  "non-commuting noise, and by coupled Monte Carlo on the non-convex f = x²/2 + sin(2x)/2.",

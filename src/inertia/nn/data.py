@@ -8,7 +8,7 @@
 Every loader returns a `Dataset` of float32 inputs (flattened) and int labels, split into train and test
 with a seeded permutation where the source has no split of its own, standardised with the training
 statistics (``normalise="standard"``) or scaled to unit Euclidean norm per example (``normalise="unit"``,
-the setting of Du et al. 2019 and THEORY §4).
+the setting of Du et al. 2019 and docs/theory.md §4).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class Dataset:
     def binary(self, classes_below: int | None = None) -> "Dataset":
         """The same inputs with labels ``±1`` (as float32): ``+1`` for classes ``< classes_below`` (half by default).
 
-        Used by the two-layer ReLU network of THEORY §4, whose output is a scalar fitted to ``±1``.
+        Used by the two-layer ReLU network of docs/theory.md §4, whose output is a scalar fitted to ``±1``.
         """
         cut = self.n_classes // 2 if classes_below is None else classes_below
         to_pm = lambda y: np.where(y < cut, 1.0, -1.0).astype(np.float32)

@@ -2,7 +2,7 @@
 
 - `MLP`: fully connected, ReLU, logits out.
 - `CNN`: two convolutions (1-D or 2-D from the example shape), global average pooling, a linear head.
-- `TwoLayerReLU`: ``f(W, a, x) = (1/√m) Σ_r a_r relu(w_rᵀx)`` of Du et al. (ICLR 2019) and THEORY §4,
+- `TwoLayerReLU`: ``f(W, a, x) = (1/√m) Σ_r a_r relu(w_rᵀx)`` of Du et al. (ICLR 2019) and docs/theory.md §4,
   with ``w_r(0) ~ N(0, I)`` trained and the readout ``a_r ~ Unif{±1}`` fixed (it receives no gradient).
 """
 
@@ -74,7 +74,7 @@ class CNN(eqx.Module):
 
 
 class TwoLayerReLU(eqx.Module):
-    """``f(W, a, x) = (1/√m) Σ_r a_r relu(w_rᵀx)`` (Du, Zhai, Poczos & Singh, ICLR 2019, eq. 1; THEORY §4).
+    """``f(W, a, x) = (1/√m) Σ_r a_r relu(w_rᵀx)`` (Du, Zhai, Poczos & Singh, ICLR 2019, eq. 1; docs/theory.md §4).
 
     ``weight`` ``W`` (m, d) starts ``N(0, I)`` and is trained; ``readout`` ``a`` (m,) is ``±1`` and fixed: the
     forward pass stops its gradient, so any method leaves it where it started. The output is a scalar.

@@ -3,12 +3,12 @@
 The parameters of a model are flattened to one vector with `jax.flatten_util.ravel_pytree`, and every
 update is `Method.step(x, velocity, gradient)`, the canonical two-step form of `inertia.methods`
 (Kovachki & Stuart eq. 1.2). So a practitioner SGD/SGDM/Nesterov run here has exactly the iterates of
-``optax.sgd`` started at rest (Nesterov: the look-ahead points, THEORY §0), and nothing else in the project
+``optax.sgd`` started at rest (Nesterov: the look-ahead points, docs/theory.md §0), and nothing else in the project
 implements an update rule twice.
 
 - Minibatches are drawn epoch by epoch without replacement: a fresh seeded permutation per epoch, cut into
   ``⌊N/B⌋`` batches (the remainder is dropped).
-- SVAG (Li, Malladi & Arora, NeurIPS 2021; THEORY §3.4): with ``svag = ℓ > 1`` each step combines the
+- SVAG (Li, Malladi & Arora, NeurIPS 2021; docs/theory.md §3.4): with ``svag = ℓ > 1`` each step combines the
   gradients of two independent batches (from two independent permutations) with `inertia.noise.svag_weights`,
   so the gradient noise covariance is multiplied by ℓ; pass the learning rate ``η/ℓ`` and ℓ× the epochs.
 - Seeds share nothing but the data; every configuration sees the same seeds (common random numbers: the
