@@ -20,15 +20,7 @@ import scipy.linalg
 
 import inertia
 from inertia import stationary as st
-
-
-def timed(fn, repeat=1):
-    best = np.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
+from _timing import timed  # noqa: E402
 
 
 def monte_carlo(chains=4000, steps=4000):

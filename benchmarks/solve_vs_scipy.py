@@ -15,21 +15,13 @@ import numpy as np  # noqa: E402
 from scipy.integrate import solve_ivp  # noqa: E402
 
 import inertia as I  # noqa: E402
+from _timing import timed  # noqa: E402
 
 RTOL, ATOL = 1e-10, 1e-12
 
 
 def bowl(x):
     return jnp.log(jnp.cosh(x[0])) + 0.5 * (x[1] - 0.5 * x[0] ** 2) ** 2 + 0.5 * x[1] ** 2
-
-
-def best_of(fn, repeats=5):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main():
@@ -62,10 +54,10 @@ def main():
     start = time.perf_counter()
     result = run_order()
     print(f"order measurement, 6 step sizes, first call: {time.perf_counter() - start:.2f} s (order {result.order:.3f})")
-    t_order = best_of(run_order, 3)
+    t_order = timed(run_order, 3)[0]
     print(f"order measurement, 6 step sizes, after compilation: {t_order:.3f} s (target < 10 s)")
 
-    t_ours, t_scipy = best_of(inertia_solve), best_of(scipy_solve)
+    t_ours, t_scipy = timed(inertia_solve)[0], timed(scipy_solve)[0]
     print(f"inertia.solve {t_ours * 1e3:.2f} ms, scipy solve_ivp (DOP853) {t_scipy * 1e3:.2f} ms")
     print(f"speed-up of inertia.solve over scipy.integrate.solve_ivp at rtol={RTOL:g}: {t_scipy / t_ours:.1f}x")
 

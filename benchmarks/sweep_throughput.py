@@ -8,7 +8,6 @@ and ≥ 40% of the matmul rate. Run: python benchmarks/sweep_throughput.py [--st
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 
@@ -17,6 +16,7 @@ jax.config.update("jax_enable_x64", True)
 import numpy as np  # noqa: E402
 
 from inertia import HeavyBall, Quadratic, sweep  # noqa: E402
+from _timing import timed  # noqa: E402
 
 D, CONFIGS, MOMENTUM = 100, 64, 0.9
 
@@ -32,19 +32,10 @@ def flops(steps):
     return CONFIGS * steps * (2 * D * D + 5 * D)  # one matvec and five vector operations per step
 
 
-def best_of(fn, repeats=3):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def matmul_rate():
     n = 1500
     a, b = np.random.default_rng(1).normal(size=(2, n, n))
-    return 2 * n**3 / best_of(lambda: a @ b, 5) / 1e9
+    return 2 * n**3 / timed(lambda: a @ b, 5)[0] / 1e9
 
 
 def numpy_loop(H, x0, lrs, steps):
@@ -80,9 +71,9 @@ def main():
     method, f = HeavyBall(lrs, MOMENTUM), Quadratic(H)
     run_sweep = lambda: sweep(method, f, x0, steps, record_at=[steps], progress=False).x.values
     run_sweep()  # compile
-    t_sweep = best_of(run_sweep)
+    t_sweep = timed(run_sweep)[0]
     numpy_steps = max(steps // 10, 100)  # the NumPy loop is timed on fewer steps and scaled: it is linear in steps
-    t_numpy = best_of(lambda: numpy_loop(H, x0, lrs, numpy_steps), 1) * steps / numpy_steps
+    t_numpy = timed(lambda: numpy_loop(H, x0, lrs, numpy_steps), 1)[0] * steps / numpy_steps
     check = numpy_loop(H, x0, lrs[:4], 50)
     assert np.allclose(sweep(HeavyBall(lrs[:4], MOMENTUM), f, x0, 50, record_at=[50], progress=False).x.values[:, 0, -1], check)
     peak = matmul_rate()
@@ -94,7 +85,7 @@ def main():
         import torch  # noqa: F401
 
         torch_steps = max(steps // 20, 50)
-        t_torch = best_of(lambda: torch_loop(H, x0, lrs, torch_steps), 1) * steps / torch_steps
+        t_torch = timed(lambda: torch_loop(H, x0, lrs, torch_steps), 1)[0] * steps / torch_steps
         print(f"torch loop: {t_torch:8.3f} s  (timed on {torch_steps} steps, scaled); sweep speed-up {t_torch / t_sweep:.1f}x")
     except ImportError:
         print("torch loop: skipped (torch is not installed)")

@@ -104,7 +104,25 @@ class GD(Method):
         self.lookahead = _zeros_like(self.h)
 
 
-class HeavyBall(Method):
+class _Momentum(Method):
+    """The momentum methods' conversions from the torch/optax and EMA conventions. Abstract."""
+
+    @classmethod
+    def from_practitioner(cls, lr: ArrayLike, momentum: ArrayLike):
+        """torch.optim.SGD / optax.sgd with ``b₀ = 0``: ``b ← βb + ∇f(θ)``, then ``θ ← θ − lr·b`` (heavy ball) or
+        ``θ ← θ − lr(∇f(θ) + βb)`` (``nesterov=True``). The canonical method with ``h = lr, λ = β`` started at rest
+        has the same iterates (heavy ball) or look-ahead points ``y_n`` (Nesterov); docs/theory.md §0, checked to
+        1e-12 in tests/test_methods.py.
+        """
+        return cls(_hyper("lr", lr, 0, np.inf, positive=True), momentum)
+
+    @classmethod
+    def from_normalised(cls, lr: ArrayLike, momentum: ArrayLike):
+        """EMA form ``m ← βm + (1−β)g; θ ← θ − lr·m``: the practitioner form with ``lr·(1−β)`` (docs/theory.md §0)."""
+        return cls(_hyper("lr", lr, 0, np.inf, positive=True) * (1 - _hyper("momentum", momentum, 0.0, 1.0)), momentum)
+
+
+class HeavyBall(_Momentum):
     """Polyak's heavy ball, ``x_{n+1} = x_n + λ(x_n − x_{n−1}) − h ∇f(x_n)`` (Kovachki & Stuart eq. 1.2, ``a = 0``).
 
     **Arguments:** ``h``: learning rate, > 0; ``momentum``: ``λ`` in [0, 1). Scalars or arrays.
@@ -119,18 +137,8 @@ class HeavyBall(Method):
         self.momentum = _hyper("momentum", momentum, 0.0, 1.0)
         self.lookahead = _zeros_like(self.momentum)
 
-    @classmethod
-    def from_practitioner(cls, lr: ArrayLike, momentum: ArrayLike) -> "HeavyBall":
-        """torch.optim.SGD / optax.sgd: ``b ← βb + ∇f(θ); θ ← θ − lr·b`` with ``b₀ = 0``. Same iterates."""
-        return cls(_hyper("lr", lr, 0, np.inf, positive=True), momentum)
 
-    @classmethod
-    def from_normalised(cls, lr: ArrayLike, momentum: ArrayLike) -> "HeavyBall":
-        """EMA form ``m ← βm + (1−β)g; θ ← θ − lr·m``: the practitioner form with ``lr·(1−β)``."""
-        return cls(_hyper("lr", lr, 0, np.inf, positive=True) * (1 - _hyper("momentum", momentum, 0.0, 1.0)), momentum)
-
-
-class Nesterov(Method):
+class Nesterov(_Momentum):
     """Nesterov's method, Sutskever form: ``a = λ`` in the canonical form (Kovachki & Stuart eq. 1.2).
 
     **Arguments:** ``h``: learning rate, > 0; ``momentum``: ``λ`` in [0, 1). Scalars or arrays.
@@ -144,20 +152,6 @@ class Nesterov(Method):
         self.h = _hyper("h", h, 0, np.inf, positive=True)
         self.momentum = _hyper("momentum", momentum, 0.0, 1.0)
         self.lookahead = self.momentum
-
-    @classmethod
-    def from_practitioner(cls, lr: ArrayLike, momentum: ArrayLike) -> "Nesterov":
-        """torch/optax ``nesterov=True``: ``b ← βb + ∇f(θ); θ ← θ − lr(∇f(θ) + βb)``, ``b₀ = 0``.
-
-        Its iterates ``θ_n`` are the look-ahead points ``y_n`` of this canonical method started at rest
-        (docs/theory.md §0, checked to 1e-12 in tests/test_methods.py).
-        """
-        return cls(_hyper("lr", lr, 0, np.inf, positive=True), momentum)
-
-    @classmethod
-    def from_normalised(cls, lr: ArrayLike, momentum: ArrayLike) -> "Nesterov":
-        """EMA form with Nesterov look-ahead: the practitioner form with ``lr·(1−β)``."""
-        return cls(_hyper("lr", lr, 0, np.inf, positive=True) * (1 - _hyper("momentum", momentum, 0.0, 1.0)), momentum)
 
 
 def effective_lr(method: Method) -> Array:
