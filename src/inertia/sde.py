@@ -36,7 +36,7 @@ from .methods import Method, effective_lr
 from .objectives import Objective
 from .stationary import _matrix, moments as method_moments
 
-__all__ = ["SME", "simulate", "gaussian_moments", "weak_error", "fit_order"]
+__all__ = ["SME", "simulate", "gaussian_moments", "weak_error"]
 
 
 class SME(eqx.Module):
@@ -120,11 +120,6 @@ def weak_error(method: Method, model: SME, H, C, x0, steps: int, *, test: str = 
     W = H / 2 if test == "loss" else np.eye(H.shape[0])
     expect = lambda m, c: float(m @ W @ m + np.sum(W * c))
     return abs(expect(m_n[-1], c_n[-1]) - expect(m_t[0], c_t[0]))
-
-
-def fit_order(xs, errors) -> float:
-    """The slope of ``log error`` against ``log x`` by least squares: the measured order."""
-    return float(np.polyfit(np.log(np.asarray(xs, float)), np.log(np.asarray(errors, float)), 1)[0])
 
 
 @eqx.filter_jit

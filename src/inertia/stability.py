@@ -9,7 +9,7 @@ Every method decouples into one scalar recursion per eigenvalue ``μ`` of ``H``.
 whose characteristic polynomial for HB is ``r² − (1+β−hμ) r + β`` and for practitioner Nesterov
 ``r² − (1+β)(1−hμ) r + β(1−hμ)`` (Goh, "Why momentum really works", Distill 2017; docs/theory.md §1).
 Thresholds, rates and optima are computed from these matrices numerically; the closed forms
-(`gd_optimal`, `polyak_optimal`, `closed_form_threshold`) serve as checks.
+(`canonical_threshold` from Jury's conditions, `gd_optimal`, `polyak_optimal`) serve as checks.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ._checks import InertiaError, check_positive, check_range
 from .methods import GD, HeavyBall, Method, Nesterov
 
 __all__ = [
-    "companion", "spectral_radius", "rate", "threshold", "rate_map", "optimal", "gd_optimal",
+    "companion", "spectral_radius", "rate", "threshold", "canonical_threshold", "rate_map", "optimal", "gd_optimal",
     "polyak_optimal", "closed_form_threshold", "METHODS",
 ]
 
@@ -85,12 +85,20 @@ def threshold(name: str, momentum: float = 0.0, eigenvalue: float = 1.0, *, rtol
     return optimize.brentq(lambda lr: float(radius(lr)) - 1 + 1e-13, lo, hi, rtol=rtol)
 
 
+def canonical_threshold(method: Method) -> np.ndarray:
+    """The largest stable ``h·μ`` of the canonical form: ``2(1+λ)/(1+2a)``.
+
+    Jury's conditions on ``r² − (1+λ−s(1+a)) r + (λ−sa)`` give stability iff ``0 < s < 2(1+λ)/(1+2a)`` for
+    ``a ≥ 0``, ``0 ≤ λ < 1``: GD 2, heavy ball ``2(1+β)`` (Goh, Distill 2017), Nesterov ``(2+2β)/(1+2β)``
+    (docs/theory.md §1). Tests check it against the numerical `threshold`.
+    """
+    return 2 * (1 + np.asarray(method.momentum, float)) / (1 + 2 * np.asarray(method.lookahead, float))
+
+
 def closed_form_threshold(name: str, momentum: float = 0.0, eigenvalue: float = 1.0) -> float:
-    """docs/theory.md §1: GD ``2/μ``; HB ``2(1+β)/μ``; practitioner Nesterov ``(2+2β)/((1+2β)μ)``; normalised forms ÷(1−β)."""
-    base = {"gd": 2.0, "heavy-ball": 2 * (1 + momentum), "nesterov": (2 + 2 * momentum) / (1 + 2 * momentum)}
-    kind = name.removesuffix("-normalised")
-    scale = 1 / (1 - momentum) if name.endswith("-normalised") else 1.0
-    return base[kind] * scale / eigenvalue
+    """`canonical_threshold` as a learning rate of the named convention (normalised forms are ÷(1−β))."""
+    unit = _constructor(name)(1.0, momentum)  # the canonical h per unit of the convention's lr
+    return float(canonical_threshold(unit) / (float(unit.h) * eigenvalue))
 
 
 def rate_map(name: str, eigenvalues, lrs, momenta) -> np.ndarray:

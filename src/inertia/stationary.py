@@ -25,11 +25,11 @@ import numpy as np
 
 from ._checks import InertiaError, check_finite, check_int
 from .methods import Method
-from .stability import spectral_radius
+from .stability import canonical_threshold, spectral_radius
 
 __all__ = [
     "Stationary", "covariance", "covariance_ou", "training_loss", "test_loss", "state_space", "moments",
-    "stationary_threshold", "label_noise_covariance", "minibatch_regression_covariance",
+    "label_noise_covariance", "minibatch_regression_covariance",
 ]
 
 
@@ -107,17 +107,9 @@ def _eigensystem(H, preconditioner) -> _Eigensystem:
     return _Eigensystem(k, Ph @ U, Ph, U)
 
 
-def stationary_threshold(method: Method) -> float:
-    """The largest stable ``h·k`` of the canonical method: ``2(1+λ)/(1+2a)`` (Jury's conditions on
-    ``r² − (1+λ−s(1+a)) r + (λ−sa)``). HB gives ``λk < 2(1+μ)`` (Liu, Ziyin & Ueda 2021, Sec. 4);
-    GD ``2``; Nesterov ``2(1+λ)/(1+2λ)`` (docs/theory.md §1)."""
-    _, lam, a = _scalars(method)
-    return 2 * (1 + lam) / (1 + 2 * a)
-
-
 def _check_stationary(method: Method, k: np.ndarray) -> None:
     h, lam, a = _scalars(method)
-    s_max = stationary_threshold(method)
+    s_max = float(canonical_threshold(method))
     if k.min() <= 0:
         raise InertiaError(
             f"no stationary state: the (preconditioned) Hessian has eigenvalue {k.min():.3g} <= 0, so the noise "

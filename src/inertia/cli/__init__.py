@@ -6,6 +6,7 @@ Bad arguments or input files print one line, ``inertia: error: …``, and exit w
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .._checks import InertiaError
@@ -39,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     except (InertiaError, FileNotFoundError, IsADirectoryError, PermissionError) as error:
         print(f"inertia: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        sys.stderr = open(os.devnull, "w")
+        return 0
     except KeyboardInterrupt:
         print("inertia: interrupted", file=sys.stderr)
         return 130

@@ -62,7 +62,7 @@ def _stationary(args) -> int:
     from ..noise import Gaussian
     from ..objectives import Quadratic
     from ..simulate import sweep
-    from ..stability import METHODS
+    from ..stability import METHODS, canonical_threshold
 
     H = _load_matrix(args.hessian) if args.hessian else np.diag(_parse.floats(args.eigenvalues, "eigenvalues"))
     C = _noise(args.noise, H)
@@ -72,7 +72,7 @@ def _stationary(args) -> int:
     ou = st.covariance_ou(method, H, C)
     d = H.shape[0]
     print(f"method {args.method}, lr {args.lr:g}, momentum {args.momentum:g}, d = {d}; "
-          f"stable for h·k_max < {st.stationary_threshold(method):.6g}")
+          f"stable for h·k_max < {float(canonical_threshold(method)):.6g}")
     print(f"{'':24s} {'exact':>14s} {'OU':>14s} {'exact/OU':>10s}")
     rows = [("Tr Σ", np.trace(exact), np.trace(ou)), ("training loss ½Tr[HΣ]", 0.5 * np.sum(H * exact), 0.5 * np.sum(H * ou)),
             ("largest eigenvalue of Σ", np.linalg.eigvalsh(exact)[-1], np.linalg.eigvalsh(ou)[-1])]

@@ -20,6 +20,7 @@ from ..methods import GD, HeavyBall, grid  # noqa: E402
 from ..noise import Gaussian, Minibatch  # noqa: E402
 from ..objectives import LeastSquares, Quadratic  # noqa: E402
 from ..simulate import sweep  # noqa: E402
+from ..order import fit_order  # noqa: E402
 from ._registry import Outcome, claim, verdict  # noqa: E402
 
 Z = 4.5  # standard errors: a 4.5-sigma false alarm has probability ≈ 7e−6 per comparison
@@ -361,7 +362,7 @@ def _sgdm_gap(betas, etas):
             gaps.append(np.linalg.norm(sgdm - sgd) / np.linalg.norm(sgd))
         gaps = np.array(gaps)
         small = etas <= (1 - beta) / 10  # the asymptotic regime: γ ≪ (1−β)² (docs/theory.md §2.3)
-        slopes[beta] = sde.fit_order(etas[small], gaps[small])
+        slopes[beta] = fit_order(etas[small], gaps[small])[0]
         coefficients[beta] = float(np.median(gaps[small] * (1 - beta) / etas[small]))
         ax.loglog(etas, gaps, "o-", color=f"C{p}", ms=4, label=f"β = {beta:g}: slope {slopes[beta]:.2f} for η ≤ (1−β)/10")
     ax.loglog(etas, etas, "k:", label="∝ η")
@@ -404,7 +405,7 @@ def _sde_order(lrs, time, mc_lrs, mc_lrs_order2, paths, paths_order2):
         curves[f"SGDM β = {beta} vs SME(η = γ/(1−β))"] = [
             sde.weak_error(m, sde.SME.for_method(m, C), H, C, x0, int(round(time / h)))
             for h in lrs for m in [HeavyBall.from_normalised(h, beta)]]
-    orders = {k: sde.fit_order(lrs, v) for k, v in curves.items()}
+    orders = {k: fit_order(lrs, v)[0] for k, v in curves.items()}
     expected = {k: (2 if "order 2" in k else 1) for k in curves}
 
     f = Function(lambda x: 0.5 * x @ x + 0.5 * jnp.sum(jnp.sin(2 * x)))
@@ -416,7 +417,7 @@ def _sde_order(lrs, time, mc_lrs, mc_lrs_order2, paths, paths_order2):
         res = [sde.coupled_weak_error(build(h), sde.SME(h, 1.0, order), f, [1.0], int(round(1 / h)), paths=n,
                                       substeps=8, key=jax.random.key(10)) for h in hs]
         mc[k] = {"lr": hs, "error": [r.error for r in res], "stderr": [r.stderr for r in res]}
-        mc_orders[k] = sde.fit_order(hs[-2:], np.abs(mc[k]["error"][-2:]))  # local order at the smallest pair
+        mc_orders[k] = fit_order(hs[-2:], np.abs(mc[k]["error"][-2:]))[0]  # local order at the smallest pair
         rel = np.asarray(mc[k]["stderr"][-2:]) / np.abs(mc[k]["error"][-2:])
         mc_sigma[k] = float(np.sqrt(np.sum(rel**2)) / abs(np.log(hs[-2] / hs[-1])))  # s.e. of that order
         expected[f"MC {k}"] = order
@@ -465,7 +466,7 @@ def _svag(eta, steps, ells):
         curves[f"β = {beta:g}"] = [sde.weak_error(build(eta / ell), model, H, ell * C, x0, steps * int(ell))
                                    for ell in ells]
     tail = ells >= 4
-    orders = {k: sde.fit_order(ells[tail], np.asarray(v)[tail]) for k, v in curves.items()}
+    orders = {k: fit_order(ells[tail], np.asarray(v)[tail])[0] for k, v in curves.items()}
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for p, (k, v) in enumerate(curves.items()):
         ax.loglog(ells, v, "o-", color=f"C{p}", ms=4, label=f"SVAG, {k}: slope {orders[k]:.2f}")
