@@ -21,7 +21,7 @@ from ._checks import InertiaError, check_finite, check_int, check_positive
 from .flows import Model, _solve, manifold_velocity
 from .methods import Method
 from .objectives import Objective
-from .simulate import _simulate, run
+from .simulate import Trajectory, _simulate, run
 
 __all__ = ["Order", "convergence_order", "fit_order", "manifold_distance", "attraction_rate"]
 
@@ -58,9 +58,9 @@ def _error(method, model_of, objective, x0, count, record_at, rest, compare, rto
     a common length). A Python loop over ``h`` compiles much faster than a ``vmap`` over diffrax's adaptive loop.
     """
     v0 = jnp.zeros_like(x0) if rest else manifold_velocity(method, objective, x0)
-    xs, vs, _, _ = _simulate(method, objective, None, x0, v0, jax.random.key(0), record_at, jnp.inf)
-    a = jnp.asarray(method.lookahead, x0.dtype)
-    discrete = xs + a * vs if compare == "lookahead" else xs
+    xs, vs, losses, diverged_at = _simulate(method, objective, None, x0, v0, jax.random.key(0), record_at, jnp.inf)
+    trajectory = Trajectory(record_at, xs, vs, losses, diverged_at, method)
+    discrete = trajectory.lookahead if compare == "lookahead" else xs
     model = model_of(method)
     ts = model.time(jnp.minimum(record_at, count))
     y0 = model.initial_state(objective, discrete[0] if compare == "lookahead" else x0)

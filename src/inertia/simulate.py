@@ -74,22 +74,31 @@ def record_steps(steps: int, record_every: int | None = None, record_at: ArrayLi
     return np.unique(np.append(np.arange(0, steps + 1, every), steps))
 
 
+def guarded_step(method: Method, carry, gradient, n, max_norm):
+    """Step ``n`` of `method` on ``carry = (x, v, diverged_at)``, keeping the divergence bookkeeping.
+
+    A step whose iterate has ``‖x‖ > max_norm`` (or a NaN/inf) marks the run diverged at ``n + 1`` and freezes it at
+    its last finite state; later steps leave it unchanged. Shared by `run`/`sweep` and `inertia.nn.train`.
+    """
+    x, v, diverged_at = carry
+    x_new, v_new = method.step(x, v, gradient)
+    # One reduction: a NaN or inf fails the comparison too.
+    bad = ~(jnp.sum(x_new * x_new) < max_norm**2)
+    diverged_at = jnp.where((diverged_at < 0) & bad, n + 1, diverged_at)
+    frozen = diverged_at >= 0
+    return jnp.where(frozen, x, x_new), jnp.where(frozen, v, v_new), diverged_at
+
+
 def _simulate(method, objective, noise, x0, v0, key, record_at, max_norm):
     """One trajectory, traceable: returns (x, v, loss) at `record_at` and the divergence step."""
     method = jax.tree.map(lambda p: jnp.asarray(p, x0.dtype), method)
 
     def body(n, carry):
-        x, v, diverged_at = carry
         if noise is None:
             gradient = objective.grad
         else:
             gradient = lambda y: noise.gradient(objective, y, key=jax.random.fold_in(key, n))
-        x_new, v_new = method.step(x, v, gradient)
-        # One reduction: a NaN or inf fails the comparison too.
-        bad = ~(jnp.sum(x_new * x_new) < max_norm**2)
-        diverged_at = jnp.where((diverged_at < 0) & bad, n + 1, diverged_at)
-        frozen = diverged_at >= 0
-        return jnp.where(frozen, x, x_new), jnp.where(frozen, v, v_new), diverged_at
+        return guarded_step(method, carry, gradient, n, max_norm)
 
     def segment(carry, bounds):
         carry = jax.lax.fori_loop(bounds[0], bounds[1], body, carry)

@@ -35,6 +35,7 @@ from .. import hessian
 from .._checks import InertiaError, check_int, check_positive
 from ..methods import Method
 from ..noise import svag_weights
+from ..simulate import guarded_step
 from .data import Dataset
 
 __all__ = ["train", "LOSSES"]
@@ -122,20 +123,13 @@ def _advance(problem, method, state, seed_key, first_epoch, n_epochs):
         second = _batches(problem, second_key, e)
 
         def step(i, carry):
-            x, v, diverged_at = carry
-
             def gradient(y):
                 g = grad(y, problem.x_train[first[i]], problem.y_train[first[i]])
                 if not problem.two_batches:
                     return g
                 return w1 * g + w2 * grad(y, problem.x_train[second[i]], problem.y_train[second[i]])
 
-            x_new, v_new = method.step(x, v, gradient)
-            norm = jnp.sqrt(jnp.sum(x_new * x_new))
-            bad = ~jnp.isfinite(norm) | (norm > problem.max_norm)
-            diverged_at = jnp.where((diverged_at < 0) & bad, e * problem.steps_per_epoch + i + 1, diverged_at)
-            frozen = diverged_at >= 0
-            return jnp.where(frozen, x, x_new), jnp.where(frozen, v, v_new), diverged_at
+            return guarded_step(method, carry, gradient, e * problem.steps_per_epoch + i, problem.max_norm)
 
         return jax.lax.fori_loop(0, problem.steps_per_epoch, step, carry)
 
