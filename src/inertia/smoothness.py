@@ -52,7 +52,7 @@ def spectral_divisor(W: Array, u0: Array, *, iterations: int = 20, lipschitz: fl
 
     Miyato et al. (ICLR 2018) use ``k = 1`` without ``leave_smaller``; Gogianu et al. (ICML 2021, official code
     floringogianu/snrl) use ``max(σ/k, 1)``, and their optimiser adaptation divides an *unnormalised* layer's gradient
-    and learning rate by this same ``s`` (docs/theory.md §9).
+    and learning rate by this same ``s`` (docs/smoothness.md).
     """
     sigma = spectral_norm(W, u0, iterations)[0] / lipschitz
     return jnp.maximum(sigma, 1.0) if leave_smaller else sigma

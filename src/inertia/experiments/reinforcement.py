@@ -6,12 +6,14 @@ game from gymnax (JAX-native environments), trained three ways: (A) spectral nor
 ``W ↦ W/max(σ(W)/k, 1)`` (`inertia.smoothness.SpectralLinear`, ``leave_smaller`` as in the paper's code); (B) no
 normalisation; (C) no normalisation, with that layer's weight gradient divided by ``ρ = max(σ(W)/k, 1)`` before Adam
 and its step divided by ρ after (the ε part and the learning-rate part of the paper's optimiser adaptation, the code's
-``div_grad_by_rho`` and ``div_by_rho``; docs/theory.md §9). All arms and seeds run as one vmapped program.
+``div_grad_by_rho`` and ``div_by_rho``; docs/smoothness.md). All arms and seeds run as one vmapped program.
 """
 
 from __future__ import annotations
 
 import functools
+import warnings
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -31,7 +33,7 @@ def _glorot(layer: eqx.nn.Linear, key) -> eqx.nn.Linear:
     """Glorot-uniform weights and zero bias, the initialisation of the paper's code (``xavier_uniform``); it puts the
     penultimate layer's σ near 2 at the start, where equinox's default (±1/√fan_in) puts it near 1."""
     weight = jax.nn.initializers.glorot_uniform()(key, layer.weight.shape)
-    return eqx.tree_at(lambda m: (m.weight, m.bias), layer, (weight, jnp.zeros_like(layer.bias)))
+    return eqx.tree_at(lambda m: (m.weight, m.bias), layer, (weight, jnp.zeros(layer.weight.shape[0])))
 
 
 class _QNet(eqx.Module):
@@ -183,9 +185,12 @@ def _judge(numbers: dict) -> tuple:
 
 
 def _band(ax, x, runs, colour, label):
+    """Mean over seeds with a normal 95% interval; bins where fewer than two seeds have a value get no interval."""
     runs = np.asarray(runs, float)
     n = np.sum(np.isfinite(runs), 0)
-    mean, half = np.nanmean(runs, 0), 1.96 * np.nanstd(runs, 0, ddof=1) / np.sqrt(n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bins (no episode ended) are left blank
+        mean, half = np.nanmean(runs, 0), 1.96 * np.nanstd(runs, 0, ddof=1) / np.sqrt(n)
     ax.plot(x, mean, color=colour, label=label)
     ax.fill_between(x, mean - half, mean + half, color=colour, alpha=0.2)
 
@@ -194,7 +199,7 @@ def _draw(numbers: dict) -> list:
     plot = plot_data(numbers)
     if not plot:
         return []
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.3))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), layout="constrained")
     for arm, colour in zip(ARMS, ("tab:blue", "tab:grey", "tab:red")):
         _band(axes[0], plot["steps"], plot["returns"][arm], colour, f"{arm}")
         _band(axes[1], plot["steps"], plot["moves"][arm], colour, f"{arm}")
@@ -202,7 +207,7 @@ def _draw(numbers: dict) -> list:
                 title="return (mean over seeds, 95% interval)")
     axes[1].set(xlabel="environment steps per run", ylabel="‖ΔW̄‖ per update (Frobenius)", yscale="log",
                 title="step of the penultimate layer's effective weight W̄")
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=9)
     fig.suptitle(f"DQN on {numbers['game']}, Adam lr {numbers['lr']:g}, ε {numbers['eps']:g}: spectral "
                  "normalisation vs adapted optimiser")
     return [fig]
@@ -218,9 +223,9 @@ def _second_half(values, counts=None):
 
 # Fixed from pilots of the spectral-norm and plain arms only (docs/smoothness.md): Adam lr 1e-2, where SN changed the
 # return at 100k steps (at lr 1e-3 … 3e-3 the two agents reach the same return); ε of the paper's code.
-_AGENT = {"game": "Breakout-MinAtar", "width": 64, "envs": 8, "warmup": 64, "batch": 32, "lr": 1e-2,
-          "eps": 3.125e-4, "gamma": 0.99, "target_every": 125, "explore_fraction": 0.5, "bins": 20,
-          "lipschitz": 1.0}
+_AGENT: dict[str, Any] = {"game": "Breakout-MinAtar", "width": 64, "envs": 8, "warmup": 64, "batch": 32, "lr": 1e-2,
+                          "eps": 3.125e-4, "gamma": 0.99, "target_every": 125, "explore_fraction": 0.5, "bins": 20,
+                          "lipschitz": 1.0}
 
 
 @claim(
@@ -228,7 +233,7 @@ _AGENT = {"game": "Breakout-MinAtar", "width": 64, "envs": 8, "warmup": 64, "bat
     title="In DQN, spectral normalisation of one layer is recovered by dividing that layer's Adam step by ρ",
     paper="rosca-thesis",
     source="Gogianu, Berariu, Rosca, Clopath, Busoniu & Pascanu, ICML 2021 (arXiv 2105.05246), optimiser adaptation "
-           "(official code floringogianu/snrl: div_grad_by_rho, div_by_rho; docs/theory.md §9); MinAtar (Young & "
+           "(official code floringogianu/snrl: div_grad_by_rho, div_by_rho; docs/smoothness.md); MinAtar (Young & "
            "Tian 2019) as gymnax's JAX port; DQN (Mnih et al., Nature 2015)",
     statement="A DQN agent on gymnax's Breakout-MinAtar without normalisation, with the penultimate layer's weight "
               "gradient divided by ρ = max(σ/1, 1) before Adam and its step divided by ρ after, matches the agent "
@@ -249,7 +254,7 @@ def _measure(seeds: int, iterations: int, buffer: int, compared: str = "adapted"
         import gymnax  # noqa: F401
     except ImportError as error:
         return {"missing": str(error)}
-    config = {**_AGENT, "iterations": iterations, "buffer": buffer}
+    config: dict[str, Any] = {**_AGENT, "iterations": iterations, "buffer": buffer}
     runs = _train_all(seeds, tuple(sorted(config.items())))
     returns = {a: _second_half(runs["sums"][i], runs["counts"][i]) for i, a in enumerate(ARMS)}
     log_steps = {a: np.log(_second_half(runs["moves"][i])) for i, a in enumerate(ARMS)}
@@ -262,7 +267,11 @@ def _measure(seeds: int, iterations: int, buffer: int, compared: str = "adapted"
     with np.errstate(invalid="ignore", divide="ignore"):
         curves = {a: runs["sums"][i] / np.where(runs["counts"][i] > 0, runs["counts"][i], np.nan)
                   for i, a in enumerate(ARMS)}
-    per_bin = iterations // config["bins"] * config["envs"]
+    per_bin = iterations // config["bins"]
+    starts = np.arange(config["bins"]) * per_bin
+    learning = np.clip(starts + per_bin - np.maximum(starts, config["warmup"]), 0, None)  # updates in each bin
+    with np.errstate(invalid="ignore", divide="ignore"):
+        step_curves = runs["moves"] * per_bin / np.where(learning > 0, learning, np.nan)
     return {"returns": {a: v.tolist() for a, v in returns.items()},
             "log_steps": {a: v.tolist() for a, v in log_steps.items()},
             "sigma": {a: runs["sigma"][i].tolist() for i, a in enumerate(ARMS)},
@@ -273,5 +282,5 @@ def _measure(seeds: int, iterations: int, buffer: int, compared: str = "adapted"
             "compared": compared, "seeds": seeds, "game": config["game"], "lr": config["lr"], "eps": config["eps"],
             "env_steps": iterations * config["envs"],
             "plot": {"returns": {a: c.tolist() for a, c in curves.items()},
-                     "moves": {a: runs["moves"][i].tolist() for i, a in enumerate(ARMS)},
-                     "steps": ((np.arange(config["bins"]) + 0.5) * per_bin).tolist()}}
+                     "moves": {a: step_curves[i].tolist() for i, a in enumerate(ARMS)},
+                     "steps": ((starts + per_bin / 2) * config["envs"]).tolist()}}
