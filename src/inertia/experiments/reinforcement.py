@@ -7,6 +7,10 @@ game from gymnax (JAX-native environments), trained three ways: (A) spectral nor
 normalisation; (C) no normalisation, with that layer's weight gradient divided by ``ρ = max(σ(W)/k, 1)`` before Adam
 and its step divided by ρ after (the ε part and the learning-rate part of the paper's optimiser adaptation, the code's
 ``div_grad_by_rho`` and ``div_by_rho``; docs/smoothness.md). All arms and seeds run as one vmapped program.
+
+Two things are compared with (A), over the second half of training: the mean episode return (the paper's claim) and
+the size of the step of the layer's effective weight ``W̄`` (``W/ρ`` with SN, ``W`` without), the quantity the paper's
+optimisation argument says SN rescales.
 """
 
 from __future__ import annotations
