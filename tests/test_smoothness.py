@@ -25,6 +25,18 @@ def test_spectral_linear_has_unit_spectral_norm_and_leave_smaller_keeps_small_la
     assert np.allclose(small(x), small.linear(x), rtol=1e-12)
 
 
+def test_spectral_divisor_is_sigma_over_k_and_never_below_one_with_leave_smaller():
+    """``s = σ/k`` (Miyato et al.) or ``max(σ/k, 1)`` (Gogianu et al.'s ``leave_smaller``), σ from numpy's SVD."""
+    W = jax.random.normal(jax.random.key(4), (12, 9))
+    sigma = np.linalg.svd(np.asarray(W), compute_uv=False)[0]
+    u0 = jnp.ones(12)
+    for k in (0.5, 2.0, 4 * sigma):
+        plain = smoothness.spectral_divisor(W, u0, iterations=300, lipschitz=k)
+        kept = smoothness.spectral_divisor(W, u0, iterations=300, lipschitz=k, leave_smaller=True)
+        assert abs(float(plain) - sigma / k) < 1e-6 * sigma / k
+        assert abs(float(kept) - max(sigma / k, 1.0)) < 1e-6 * max(sigma / k, 1.0)
+
+
 def test_spectral_norm_gradient_is_u_v_outer_product():
     """With u, v held constant, ∂σ/∂W = u vᵀ, the top singular pair (Miyato et al., eq. 12)."""
     W = jax.random.normal(jax.random.key(2), (8, 6))

@@ -23,7 +23,7 @@ from jaxtyping import Array
 
 from ._checks import check_int, check_positive
 
-__all__ = ["spectral_norm", "SpectralLinear", "input_gradient_penalty"]
+__all__ = ["spectral_norm", "spectral_divisor", "SpectralLinear", "input_gradient_penalty"]
 
 
 def spectral_norm(W: Array, u0: Array, iterations: int = 20, eps: float = 1e-12) -> tuple[Array, Array]:
@@ -43,6 +43,19 @@ def spectral_norm(W: Array, u0: Array, iterations: int = 20, eps: float = 1e-12)
     u = jax.lax.stop_gradient(u)
     v = jax.lax.stop_gradient(W.T @ u / (jnp.linalg.norm(W.T @ u) + eps))
     return u @ W @ v, u
+
+
+def spectral_divisor(W: Array, u0: Array, *, iterations: int = 20, lipschitz: float = 1.0,
+                     leave_smaller: bool = False) -> Array:
+    """The divisor ``s`` of spectral normalisation ``W ↦ W/s``: ``s = σ(W)/k``, or ``max(σ(W)/k, 1)`` with
+    ``leave_smaller`` (``k = lipschitz``); σ by `spectral_norm`, with its gradient.
+
+    Miyato et al. (ICLR 2018) use ``k = 1`` without ``leave_smaller``; Gogianu et al. (ICML 2021, official code
+    floringogianu/snrl) use ``max(σ/k, 1)``, and their optimiser adaptation divides an *unnormalised* layer's gradient
+    and learning rate by this same ``s`` (docs/smoothness.md).
+    """
+    sigma = spectral_norm(W, u0, iterations)[0] / lipschitz
+    return jnp.maximum(sigma, 1.0) if leave_smaller else sigma
 
 
 class SpectralLinear(eqx.Module):
@@ -73,8 +86,8 @@ class SpectralLinear(eqx.Module):
         return spectral_norm(self.linear.weight, jax.lax.stop_gradient(self.u0), self.iterations)[0]
 
     def __call__(self, x: Array) -> Array:
-        sigma = self.sigma()
-        scale = jnp.maximum(sigma / self.lipschitz, 1.0) if self.leave_smaller else sigma
+        scale = spectral_divisor(self.linear.weight, jax.lax.stop_gradient(self.u0), iterations=self.iterations,
+                                 lipschitz=self.lipschitz, leave_smaller=self.leave_smaller)
         out = (self.linear.weight / scale) @ x
         return out + self.linear.bias if self.linear.bias is not None else out
 

@@ -15,6 +15,7 @@ from . import (  # noqa: F401  (registration, in report order)
     ntk,
     quadratics,
     rate_bounds,
+    reinforcement,
     sde,
     sharpness,
     smoothness,
