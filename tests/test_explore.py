@@ -83,6 +83,21 @@ def test_the_matched_rate_overlay_is_gd_at_the_effective_rate():
     np.testing.assert_array_equal(panels.matched["loss"], np.where(gd.loss > 0, gd.loss, np.nan))
 
 
+@pytest.mark.parametrize("method", ["GD", "HeavyBall", "Nesterov", "QHM"])
+def test_the_rate_maps_stability_boundary_has_spectral_radius_one(method):
+    """Each point of the drawn boundary (Jury's closed form) is where the companion matrix's spectral radius,
+    computed numerically, reaches 1."""
+    settings = explore.Settings(method=method, lr=0.5, momentum=0.5, nu=0.3, steps=20)
+    panels = explore.compute(settings)
+    boundary = panels.rates["boundary"]
+    assert len(boundary["x"]) > 40  # most of the β range lies on the map
+    family = explore.theory_family(settings)
+    family = inertia.stability.METHODS["heavy-ball"] if family == "gd" else family  # GD: the β = 0 row of HB's map
+    family = inertia.stability.METHODS.get(family, family)
+    rho = inertia.stability.rate(family(np.asarray(boundary["x"]), np.asarray(boundary["y"])), [0.1, 1.0])
+    np.testing.assert_allclose(rho, 1.0, rtol=0, atol=1e-9)
+
+
 def test_qhm_with_nu_equal_to_beta_is_nesterov_at_lr_times_one_minus_beta():
     """Ma & Yarats' QHM with ν = β is normalised Nesterov: the same points as practitioner Nesterov at lr = α(1−β),
     and the same rate map (ν = β makes QHM's (α, β) plane Nesterov's with lr rescaled)."""

@@ -323,7 +323,16 @@ def rate_panel(settings, method, eigenvalues, messages) -> dict | None:
     rho = stability.rate_map(name, eigenvalues, lrs, momenta)
     best = _optimum(theory, tuple(float(e) for e in eigenvalues))
     return {"lrs": lrs, "momenta": momenta, "rate": rho, "current": (settings.lr, float(method.momentum)),
-            "rate_here": float(stability.rate(method, eigenvalues)), "optimum": best}
+            "rate_here": float(stability.rate(method, eigenvalues)), "optimum": best,
+            "boundary": _boundary(name, float(eigenvalues.max()), momenta, end)}
+
+
+def _boundary(family: stability.Family, largest: float, momenta: np.ndarray, end: float) -> dict:
+    """The stability boundary ``lr = 2(1+λ)/((1+2a) h₁ μ_max)`` per β (Jury; `stability.closed_form_threshold`),
+    where it lies on the map (``lr ≤ end``)."""
+    limits = np.array([stability.closed_form_threshold(family, float(b), largest) for b in momenta])
+    inside = limits <= end
+    return {"x": limits[inside], "y": momenta[inside]}
 
 
 def _noise_panel(settings, method, objective, H, messages) -> dict | None:
@@ -438,7 +447,8 @@ def _figures(live: bool = True):
         "trajectory": {"x": [], "y": [], "step": []}, "start": {"x": [], "y": []},
         "loss": {"step": [], "loss": []}, "matched": {"step": [], "loss": []},
         "eigen": {"step": [], "e0": [], "e1": []}, "rate-image": {"image": [], "x": [], "y": [], "dw": [], "dh": []},
-        "rate-current": {"x": [], "y": []}, "rate-optimum": {"x": [], "y": []}, "cloud": {"x": [], "y": []},
+        "rate-current": {"x": [], "y": []}, "rate-optimum": {"x": [], "y": []}, "rate-boundary": {"x": [], "y": []},
+        "cloud": {"x": [], "y": []},
         "exact-ellipse": {"x": [], "y": []}, "ou-ellipse": {"x": [], "y": []},
         **{f"flow{i}": {"x": [], "y": []} for i in range(3)}}
     src = {name: ColumnDataSource(data, name=name) for name, data in layouts.items()}
@@ -470,6 +480,8 @@ def _figures(live: bool = True):
     r.image("image", x="x", y="y", dw="dw", dh="dh", source=src["rate-image"], color_mapper=mapper)
     r.add_layout(ColorBar(color_mapper=mapper, width=10, title="ρ"), "right")
     r.scatter("x", "y", source=src["rate-current"], size=12, color="#e41a1c", legend_label="current")
+    r.line("x", "y", source=src["rate-boundary"], line_width=2, color="black", line_dash="dotted",
+           legend_label="stability boundary")
     r.scatter("x", "y", source=src["rate-optimum"], size=14, marker="star", color="white", line_color="black",
               legend_label="optimum")
     r.legend.location = "bottom_left"
@@ -525,7 +537,7 @@ def _show_panels(src, mapper, panels: Panels) -> None:
         src["eigen"].data = {k: panels.eigen[k] for k in ("step", "e0", "e1")}
     rates = panels.rates
     if rates is None:
-        for name in ("rate-image", "rate-current", "rate-optimum"):
+        for name in ("rate-image", "rate-current", "rate-optimum", "rate-boundary"):
             _empty(src[name])
     else:
         lrs, momenta = rates["lrs"], rates["momenta"]
@@ -538,6 +550,7 @@ def _show_panels(src, mapper, panels: Panels) -> None:
             mapper.low = float(np.nanmin(rates["rate"]))
         src["rate-current"].data = {"x": [rates["current"][0]], "y": [rates["current"][1]]}
         src["rate-optimum"].data = {"x": [rates["optimum"]["lr"]], "y": [rates["optimum"]["momentum"]]}
+        src["rate-boundary"].data = rates["boundary"]
     noise = panels.noise
     for name in ("cloud", "exact-ellipse", "ou-ellipse"):
         if noise is None:
@@ -774,6 +787,7 @@ for (let n = 0; n < r.objective.length; n++) {
   if (r.objective[n] === o && r.method[n] === m) {
     image.data = {image: [r.image[n]], x: [r.x[n]], y: [r.y[n]], dw: [r.dw[n]], dh: [r.dh[n]]};
     optimum.data = {x: [r.best_lr[n]], y: [r.best_beta[n]]};
+    boundary.data = {x: r.boundary_x[n], y: r.boundary_y[n]};
     mapper.low = r.low[n];
   }
 }
@@ -792,7 +806,7 @@ def static_grid(steps: int = 100, lrs: int = STATIC_LRS, momenta=STATIC_MOMENTA,
     rows: dict[str, list] = {k: [] for k in ("objective", "method", "lr_index", "beta_index", "lr", "beta", "x", "y",
                                              "step", "loss", "e0", "e1", "message", "canonical")}
     rates: dict[str, list] = {k: [] for k in ("objective", "method", "image", "x", "y", "dw", "dh", "best_lr",
-                                              "best_beta", "low")}
+                                              "best_beta", "low", "boundary_x", "boundary_y")}
     for objective_name in objectives:
         land = LANDSCAPES[objective_name]
         base = Settings(objective=objective_name, start=land.start, steps=steps)
@@ -849,6 +863,8 @@ def _static_rates(rates, settings, method_name, lrs) -> None:
     rates["dh"].append(panel["momenta"][-1] - panel["momenta"][0])
     rates["best_lr"].append(panel["optimum"]["lr"])
     rates["best_beta"].append(panel["optimum"]["momentum"])
+    rates["boundary_x"].append(panel["boundary"]["x"])
+    rates["boundary_y"].append(panel["boundary"]["y"])
     rates["low"].append(float(np.nanmin(panel["rate"])))
 
 
@@ -868,6 +884,8 @@ def write_static(path, steps: int = 100, lrs: int = STATIC_LRS, momenta=STATIC_M
     from bokeh.models import ColumnDataSource, CustomJS, Div, Select, Slider
     from bokeh.resources import INLINE
 
+    from ._files import write_atomic
+
     rows, rates = static_grid(steps, lrs, momenta, objectives)
     fig, src, _, mapper = _figures(live=False)
     contours = {}
@@ -886,7 +904,8 @@ def write_static(path, steps: int = 100, lrs: int = STATIC_LRS, momenta=STATIC_M
     pick = CustomJS(code=_PICK_JS, args=dict(
         grid=ColumnDataSource(rows, name="grid"), rates=ColumnDataSource(rates, name="rates"), **w,
         trajectory=src["trajectory"], loss=src["loss"], eigen=src["eigen"], current=src["rate-current"],
-        image=src["rate-image"], optimum=src["rate-optimum"], message=message, canonical=canonical,
+        image=src["rate-image"], optimum=src["rate-optimum"], boundary=src["rate-boundary"], message=message,
+        canonical=canonical,
         contours=contours, views=views, xr=fig["contour"].x_range, yr=fig["contour"].y_range, mapper=mapper))
     for widget in w.values():
         widget.js_on_change("value", pick)
@@ -902,4 +921,4 @@ def write_static(path, steps: int = 100, lrs: int = STATIC_LRS, momenta=STATIC_M
                      gridplot([[fig["contour"], fig["rate"]], [fig["loss"], fig["eigen"]]], toolbar_location="right")))
     doc.js_on_event("document_ready", pick)
     html = file_html(doc, INLINE, "inertia explore (static)")
-    Path(path).write_text(html, encoding="utf-8")
+    write_atomic(Path(path), html.encode("utf-8"))
