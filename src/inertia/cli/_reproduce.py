@@ -33,7 +33,8 @@ def _reproduce(args) -> int:
         raise InertiaError(f"--only: unknown claim {unknown[0]!r}; known claims: {', '.join(CLAIM_LIST)}")
     from ..report import check_report_folder, reproduce
 
-    check_report_folder(args.out, args.explore)  # before JAX starts and any claim runs, so that no work is lost to a bad folder
+    # before JAX starts and any claim runs, so that no work is lost to a bad folder
+    check_report_folder(args.out, args.explore)
     import jax
 
     jax.config.update("jax_enable_x64", True)  # theory checks and reports run in float64
