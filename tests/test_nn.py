@@ -12,7 +12,7 @@ import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from inertia import GD, Adam, HeavyBall, InertiaError, Nesterov, from_optax, grid
+from inertia import GD, Adam, HeavyBall, InertiaError, Nesterov, RMSProp, from_optax, grid
 from inertia.nn import (
     CNN,
     MLP,
@@ -255,6 +255,8 @@ MINIBATCH_PEERS = {  # inertia's method in nn.train, and the optax optimiser it 
     "adam": (lambda: Adam(0.01, 0.8, 0.99, 1e-6), lambda: optax.adam(0.01, 0.8, 0.99, 1e-6)),
     "optax-chain": (lambda: from_optax(clipped_sgd, learning_rate=0.05, max_norm=0.5), lambda: clipped_sgd(0.05, 0.5)),
     "heavy-ball": (lambda: HeavyBall.from_practitioner(0.1, 0.8), lambda: optax.sgd(0.1, momentum=0.8)),
+    "nesterov": (lambda: Nesterov.from_practitioner(0.1, 0.8), lambda: optax.sgd(0.1, momentum=0.8, nesterov=True)),
+    "rmsprop": (lambda: RMSProp(0.01, 0.9, 1e-6), lambda: optax.rmsprop(0.01, 0.9, 1e-6)),
 }
 
 
