@@ -25,7 +25,7 @@ from .methods import GD, HeavyBall, Method, Nesterov, require_linear
 
 __all__ = [
     "companion", "spectral_radius", "rate", "threshold", "canonical_threshold", "rate_map", "optimal", "gd_optimal",
-    "polyak_optimal", "closed_form_threshold", "METHODS",
+    "polyak_optimal", "closed_form_threshold", "METHODS", "Family",
 ]
 
 
