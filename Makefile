@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/inertia reproduce --quick --controls --out report
+	$(VENV)/bin/inertia reproduce --quick --controls --explore --out report
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest

@@ -33,22 +33,26 @@ def _run_of(settings: explore.Settings):
     turn = np.deg2rad(settings.rotation)
     R = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
     objective = inertia.Quadratic(R @ np.diag([1 / settings.kappa, 1.0]) @ R.T)
-    builders = {"GD": lambda lr, b: inertia.GD(lr), "HeavyBall": inertia.HeavyBall.from_practitioner,
-                "Nesterov": inertia.Nesterov.from_practitioner}
-    method = builders[settings.method](settings.lr, settings.momentum)
+    builders = {"GD": lambda s: inertia.GD(s.lr),
+                "HeavyBall": lambda s: inertia.HeavyBall.from_practitioner(s.lr, s.momentum),
+                "Nesterov": lambda s: inertia.Nesterov.from_practitioner(s.lr, s.momentum),
+                "QHM": lambda s: inertia.QHM(s.lr, s.momentum, s.nu),
+                "Adam": lambda s: inertia.Adam(s.lr, s.momentum, s.b2)}
+    method = builders[settings.method](settings)
     return inertia.run(method, objective, np.asarray(settings.start), settings.steps, record_every=1)
 
 
 # ----------------------------------------------------------------------------------------------- without a browser
 
-@pytest.mark.parametrize("method", ["GD", "HeavyBall", "Nesterov"])
+@pytest.mark.parametrize("method", ["GD", "HeavyBall", "Nesterov", "QHM"])
 def test_the_threshold_message_appears_exactly_past_jurys_threshold(method):
-    """The quadratic's largest eigenvalue is 1, so the stability threshold is 2(1+β)/(1+2a) (Goh 2017; Jury)."""
-    beta = 0.0 if method == "GD" else 0.5
-    lookahead = beta if method == "Nesterov" else 0.0
-    limit = 2 * (1 + beta) / (1 + 2 * lookahead)
-    below = explore.compute(explore.Settings(method=method, lr=limit * 0.99, momentum=beta, steps=50))
-    above = explore.compute(explore.Settings(method=method, lr=limit * 1.01, momentum=beta, steps=50))
+    """The quadratic's largest eigenvalue is 1, so the stability threshold is h < 2(1+β)/(1+2a) (Goh 2017; Jury).
+    QHM (ν = 0.7) has h = α(1−β) and a = β(1−ν)/(1−β), so its threshold on α is 2(1+β)/((1+2a)(1−β))."""
+    beta, nu = (0.0 if method == "GD" else 0.5), 0.7
+    lookahead = {"Nesterov": beta, "QHM": beta * (1 - nu) / (1 - beta)}.get(method, 0.0)
+    limit = 2 * (1 + beta) / (1 + 2 * lookahead) / ((1 - beta) if method == "QHM" else 1)
+    below = explore.compute(explore.Settings(method=method, lr=limit * 0.99, momentum=beta, nu=nu, steps=50))
+    above = explore.compute(explore.Settings(method=method, lr=limit * 1.01, momentum=beta, nu=nu, steps=50))
     assert not any(m.startswith("Divergence") for m in below.messages)
     assert any(m.startswith("Divergence") and f"lr < {limit:.4g}" in m for m in above.messages)
     assert below.rates["rate_here"] < 1 <= above.rates["rate_here"]
@@ -79,6 +83,43 @@ def test_the_matched_rate_overlay_is_gd_at_the_effective_rate():
     np.testing.assert_array_equal(panels.matched["loss"], np.where(gd.loss > 0, gd.loss, np.nan))
 
 
+@pytest.mark.parametrize("method", ["GD", "HeavyBall", "Nesterov", "QHM"])
+def test_the_rate_maps_stability_boundary_has_spectral_radius_one(method):
+    """Each point of the drawn boundary (Jury's closed form) is where the companion matrix's spectral radius,
+    computed numerically, reaches 1."""
+    settings = explore.Settings(method=method, lr=0.5, momentum=0.5, nu=0.3, steps=20)
+    panels = explore.compute(settings)
+    boundary = panels.rates["boundary"]
+    assert len(boundary["x"]) > 40  # most of the β range lies on the map
+    family = explore.theory_family(settings)
+    family = inertia.stability.METHODS["heavy-ball"] if family == "gd" else family  # GD: the β = 0 row of HB's map
+    family = inertia.stability.METHODS.get(family, family)
+    rho = inertia.stability.rate(family(np.asarray(boundary["x"]), np.asarray(boundary["y"])), [0.1, 1.0])
+    np.testing.assert_allclose(rho, 1.0, rtol=0, atol=1e-9)
+
+
+def test_qhm_with_nu_equal_to_beta_is_nesterov_at_lr_times_one_minus_beta():
+    """Ma & Yarats' QHM with ν = β is normalised Nesterov: the same points as practitioner Nesterov at lr = α(1−β),
+    and the same rate map (ν = β makes QHM's (α, β) plane Nesterov's with lr rescaled)."""
+    qhm = explore.compute(explore.Settings(method="QHM", lr=1.0, momentum=0.5, nu=0.5))
+    nesterov = explore.compute(explore.Settings(method="Nesterov", lr=0.5, momentum=0.5))
+    for key in ("x", "y"):
+        np.testing.assert_allclose(qhm.trajectory[key], nesterov.trajectory[key], rtol=0, atol=1e-12)
+    assert qhm.canonical == nesterov.canonical == {"h": 0.5, "λ": 0.5, "a": 0.5}
+    assert qhm.rates["rate_here"] == pytest.approx(nesterov.rates["rate_here"], rel=1e-12)
+
+
+def test_adam_plots_inertia_run_and_switches_the_theory_panels_off_with_one_reason():
+    settings = explore.Settings(method="Adam", lr=0.1, momentum=0.8, b2=0.99, overlays=explore.OVERLAYS)
+    panels = explore.compute(settings)
+    expected = np.asarray(_run_of(settings).x)
+    np.testing.assert_array_equal(np.stack([panels.trajectory["x"], panels.trajectory["y"]], 1), expected)
+    assert (panels.rates, panels.eigen, panels.noise, panels.matched, panels.flows, panels.canonical) == (
+        None, None, None, None, {}, None)
+    assert panels.messages == ["Theory panels off: Adam is not a linear two-step method (h, λ, a), so it has no "
+                               "rate map, flows, eigen-direction split, stationary ellipse or matched effective rate."]
+
+
 def test_bad_settings_name_the_field_and_range():
     with pytest.raises(InertiaError, match=r"steps must be an integer in \[1, 5000\]"):
         explore.compute(explore.Settings(steps=0))
@@ -86,6 +127,10 @@ def test_bad_settings_name_the_field_and_range():
         explore.compute(explore.Settings(lr=-1.0))
     with pytest.raises(InertiaError, match=r"condition number must lie in \[1, inf\)"):
         explore.compute(explore.Settings(kappa=0.5))
+    with pytest.raises(InertiaError, match=r"nu must lie in \[0, 1\]"):
+        explore.compute(explore.Settings(method="QHM", nu=1.5))
+    with pytest.raises(InertiaError, match=r"b2 must lie in \[0, 1\)"):
+        explore.compute(explore.Settings(method="Adam", b2=1.0))
 
 
 def test_the_cli_refuses_a_bad_port(capsys):
@@ -187,11 +232,11 @@ def _load(drv, url):
 
 def _settings(drv) -> explore.Settings:
     """The page's current settings, read from its widgets."""
-    values = _js(drv, "[" + ", ".join(f"{_model(n)}.value" for n in
-                                       ("method", "lr", "momentum", "kappa", "rotation", "steps", "start-text")) + "]")
-    method, lr, momentum, kappa, rotation, steps, start = values
-    return explore.Settings(method=method, lr=float(lr), momentum=float(momentum), kappa=float(kappa),
-                            rotation=float(rotation), steps=int(steps),
+    values = _js(drv, "[" + ", ".join(f"{_model(n)}.value" for n in ("method", "lr", "momentum", "nu", "b2", "kappa",
+                                                                    "rotation", "steps", "start-text")) + "]")
+    method, lr, momentum, nu, b2, kappa, rotation, steps, start = values
+    return explore.Settings(method=method, lr=float(lr), momentum=float(momentum), nu=float(nu), b2=float(b2),
+                            kappa=float(kappa), rotation=float(rotation), steps=int(steps),
                             start=tuple(float(v) for v in start.split(",")))
 
 
@@ -262,6 +307,49 @@ def test_beyond_the_threshold_the_page_says_it_diverges(driver, server):
     _wait(lambda: "steps must be an integer" in _js(driver, f"{_model('message')}.text"), what="the input message")
     driver.execute_script(f"const doc = Bokeh.documents[0]; {_model('steps')}.value = '40';")
     _wait(lambda: len(_trajectory(driver)) == 41, what="a redraw after the bad input")
+    assert _errors(driver) == []
+
+
+def _set(drv, **values) -> None:
+    """Set widget values from the browser, as a user's widget would (they travel to the server)."""
+    drv.execute_script("const doc = Bokeh.documents[0]; " + " ".join(
+        f"{_model(name)}.value = {value!r};" for name, value in values.items()))
+
+
+@browser
+def test_qhm_with_nu_equal_to_beta_plots_nesterovs_points(driver, server):
+    _load(driver, server)
+    nesterov = explore.Settings(method="Nesterov", lr=0.5, momentum=0.5)
+    expected = np.asarray(_run_of(nesterov).x)
+    _set(driver, method="Nesterov", momentum=0.5, lr=0.5)
+    _wait(lambda: np.max(np.abs(_trajectory(driver) - expected)) <= 1e-9, what="Nesterov's points")
+    _set(driver, method="QHM", nu=0.5, lr=1.0)  # QHM's α = lr/(1−β): the same canonical method (h, λ, a)
+    # drawn: QHM's ν slider is on show and the canonical form is the final one (intermediate states differ)
+    _wait(lambda: _js(driver, f"{_model('nu')}.visible")
+          and "h = 0.5, λ = 0.5, a = 0.5" in _js(driver, f"{_model('canonical')}.text"), what="the QHM setting")
+    assert _settings(driver) == explore.Settings(method="QHM", lr=1.0, momentum=0.5, nu=0.5)
+    assert not _js(driver, f"{_model('b2')}.visible")
+    assert np.max(np.abs(_trajectory(driver) - expected)) <= 1e-9
+    assert np.max(np.abs(_trajectory(driver) - np.asarray(_run_of(_settings(driver)).x))) <= 1e-9
+    assert _errors(driver) == []
+
+
+@browser
+def test_adam_plots_inertia_run_and_says_why_the_theory_panels_are_off(driver, server):
+    _load(driver, server)
+    _set(driver, method="Adam", momentum=0.8, b2=0.99, lr=0.1)
+    settings = explore.Settings(method="Adam", lr=0.1, momentum=0.8, b2=0.99)
+    expected = np.asarray(_run_of(settings).x)
+    _wait(lambda: _trajectory(driver).shape == expected.shape
+          and np.max(np.abs(_trajectory(driver) - expected)) <= 1e-9, what="Adam's trajectory")
+    assert _settings(driver) == settings
+    message = _js(driver, f"{_model('message')}.text")
+    assert message.count("Theory panels off: Adam is not a linear two-step method") == 1
+    assert _js(driver, f"{_model('rate-image')}.data.image.length") == 0
+    assert _js(driver, f"{_model('eigen')}.data.step.length") == 0
+    assert _js(driver, f"{_model('exact-ellipse')}.data.x.length") == 0
+    assert "none (not a linear two-step method)" in _js(driver, f"{_model('canonical')}.text")
+    assert _js(driver, f"{_model('b2')}.visible") and not _js(driver, f"{_model('nu')}.visible")
     assert _errors(driver) == []
 
 

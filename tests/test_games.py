@@ -48,11 +48,24 @@ def test_alternating_needs_the_negative_interaction_coefficient():
     assert abs(order - 2) < 0.15
 
 
-@pytest.mark.parametrize("ratio, expected", [(1.0, 3), (0.3, 2)], ids=["equal", "theta-slower"])
-def test_official_code_coefficients_measure_order_2_for_unequal_steps(ratio, expected):
-    # docs/theory.md §10: the interaction term with the player's own step agrees only when h_φ = h_θ.
-    result = I.drift_order(GAME, PHI, THETA, SCALES, ratio=ratio, interaction_step="own")
+@pytest.mark.parametrize("alternating", [False, True], ids=["simultaneous", "alternating"])
+@pytest.mark.parametrize("ratio, expected", [(1.0, 3), (0.3, 2), (3.0, 2)],
+                         ids=["equal", "theta-slower", "theta-faster"])
+def test_deepmind_coefficients_measure_order_3_only_for_equal_steps(alternating, ratio, expected):
+    # docs/theory.md §10: DeepMind's get_dd_coeffs agree with the derived coefficients iff h_φ = h_θ.
+    result = I.drift_order(GAME, PHI, THETA, SCALES, ratio=ratio, alternating=alternating, coefficients="deepmind")
     assert abs(result.order - expected) < 0.15, result
+
+
+@pytest.mark.parametrize("alternating", [False, True], ids=["simultaneous", "alternating"])
+def test_the_two_sets_of_coefficients_coincide_exactly_at_equal_steps_and_only_there(alternating):
+    derived = I.drift_coefficients(0.1, 0.1, alternating=alternating)
+    deepmind = I.drift_coefficients(0.1, 0.1, alternating=alternating, coefficients="deepmind")
+    np.testing.assert_allclose(deepmind, derived, rtol=1e-15)
+    derived = I.drift_coefficients(0.1, 0.05, alternating=alternating)
+    deepmind = I.drift_coefficients(0.1, 0.05, alternating=alternating, coefficients="deepmind")
+    assert (deepmind.self1, deepmind.self2) == (derived.self1, derived.self2)  # one update per player: same
+    assert abs(deepmind.cross1 - derived.cross1) > 0.02 and abs(deepmind.cross2 - derived.cross2) > 0.02
 
 
 def test_play_matches_hand_written_steps():
@@ -84,14 +97,7 @@ def test_bad_input_raises():
         I.play(GAME, PHI, THETA, 3, -0.1, 0.1)
     with pytest.raises(I.InertiaError, match="scales"):
         I.drift_order(GAME, PHI, THETA, [0.1])
-    with pytest.raises(I.InertiaError, match="interaction_step"):
-        I.drift_order(GAME, PHI, THETA, SCALES, interaction_step="mine")
-
-
-def test_discretisation_drift_coefficients_agree_only_at_equal_steps():
-    # DeepMind's get_dd_coeffs (docs/theory.md §10) and the order-3 coefficients coincide iff h_φ = h_θ.
-    for alternating in (False, True):
-        c1, c2 = I.discretisation_drift_coefficients(0.1, 0.1, alternating=alternating)  # ours: (h_θ/2, ±h_φ/2)
-        assert np.isclose(c1, 0.05) and np.isclose(c2, -0.05 if alternating else 0.05)
-        c1, c2 = I.discretisation_drift_coefficients(0.1, 0.05, alternating=alternating)
-        assert np.isclose(c1, 0.05) and np.isclose(c2, -0.075 if alternating else 0.025)
+    with pytest.raises(I.InertiaError, match="coefficients must be one of derived, deepmind; got 'mine'"):
+        I.drift_order(GAME, PHI, THETA, SCALES, coefficients="mine")
+    with pytest.raises(I.InertiaError, match="coefficients must be one of"):
+        I.cancel_interaction(GAME, 0.1, 0.1, coefficients="own")

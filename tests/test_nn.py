@@ -12,7 +12,7 @@ import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from inertia import GD, Adam, HeavyBall, InertiaError, Nesterov, grid
+from inertia import GD, Adam, HeavyBall, InertiaError, Nesterov, RMSProp, from_optax, grid
 from inertia.nn import (
     CNN,
     MLP,
@@ -246,21 +246,41 @@ def test_full_batch_training_has_optax_iterates(build, model):
     np.testing.assert_allclose(practitioner, reference, rtol=2e-4, atol=2e-5)
 
 
-def test_minibatch_training_with_adam_equals_an_optax_loop_on_the_same_batches():
+def clipped_sgd(learning_rate, max_norm):
+    """An optax chain: clip the gradient's global norm, then SGD with momentum 0.9."""
+    return optax.chain(optax.clip_by_global_norm(max_norm), optax.sgd(learning_rate, momentum=0.9))
+
+
+MINIBATCH_PEERS = {  # inertia's method in nn.train, and the optax optimiser it must equal
+    "adam": (lambda: Adam(0.01, 0.8, 0.99, 1e-6), lambda: optax.adam(0.01, 0.8, 0.99, 1e-6)),
+    "optax-chain": (lambda: from_optax(clipped_sgd, learning_rate=0.05, max_norm=0.5), lambda: clipped_sgd(0.05, 0.5)),
+    "heavy-ball": (lambda: HeavyBall.from_practitioner(0.1, 0.8), lambda: optax.sgd(0.1, momentum=0.8)),
+    "nesterov": (lambda: Nesterov.from_practitioner(0.1, 0.8), lambda: optax.sgd(0.1, momentum=0.8, nesterov=True)),
+    "rmsprop": (lambda: RMSProp(0.01, 0.9, 1e-6), lambda: optax.rmsprop(0.01, 0.9, 1e-6)),
+}
+
+
+@pytest.mark.parametrize("name", list(MINIBATCH_PEERS))
+def test_float64_minibatch_training_equals_optax_stepped_by_hand_on_the_same_batches(name):
+    build, reference = MINIBATCH_PEERS[name]
     data = _tiny(n=20)
     model = functools.partial(MLP, 6, 3, width=8)
     key, epochs, batch = jax.random.key(8), 6, 5
-    out = train(model, Adam(0.01, 0.8, 0.99, 1e-6), data, key=key, epochs=epochs, batch_size=batch,
-                keep_params=True, progress=False)
-    # the reference: optax.adam over the batches train draws (seed key → fold_in 1 → the order key, per epoch)
+    with jax.enable_x64(False):  # dtype="float64" turns 64-bit mode on for the call only
+        out = train(model, build(), data, key=key, epochs=epochs, batch_size=batch, keep_params=True,
+                    progress=False, dtype="float64")
+        assert not jax.config.read("jax_enable_x64")
+    assert out.observed.dtype == np.float64 and out.initial.dtype == np.float64
+    # the reference: the optax optimiser over the batches train draws (seed key → fold_in 1 → the order key)
     seed_key = jax.random.split(key, 1)[0]
     params, static = eqx.partition(model(key=jax.random.fold_in(seed_key, 0)), eqx.is_inexact_array)
-    flat, unravel = ravel_pytree(jax.tree.map(lambda a: a.astype(jnp.float32), params))
-    x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+    _, unravel = ravel_pytree(params)
+    flat = jnp.asarray(out.initial.values[0], jnp.float64)
+    x, y = jnp.asarray(data.x_train, jnp.float64), jnp.asarray(data.y_train)
 
     def loss(z, rows):
         logits = jax.vmap(eqx.combine(unravel(z), static))(x[rows])
-        return jnp.mean(jax.nn.logsumexp(logits, -1) - logits[jnp.arange(len(rows)), y[rows]])
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y[rows]))
 
     from inertia.nn.train import _Problem
 
@@ -269,16 +289,29 @@ def test_minibatch_training_with_adam_equals_an_optax_loop_on_the_same_batches()
                     two_batches=False, sharpness_iterations=0, x_train=x, y_train=y, x_eval=None, y_eval=None,
                     x_test=None, y_test=None, max_norm=None, svag_weights=None)
     order_key = jax.random.split(jax.random.fold_in(seed_key, 1))[0]
-    opt = optax.adam(0.01, 0.8, 0.99, 1e-6)
+    opt = reference()
     state = opt.init(flat)
+    gradient = jax.jit(jax.grad(loss))
     for epoch in range(epochs):
         for rows in _batches(stub, order_key, epoch):
-            updates, state = opt.update(jax.grad(loss)(flat, rows), state)
+            updates, state = opt.update(gradient(flat, rows), state, flat)
             flat = optax.apply_updates(flat, updates)
-    np.testing.assert_allclose(out.observed.values[0, 0], flat, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(out.nu.values[0, 0], state[0].nu, rtol=1e-3, atol=1e-9)
-    assert float(np.abs(flat - out.initial.values[0]).max()) > 1e-2  # 24 Adam steps moved it
-    assert {"lr", "b1", "b2", "eps"} <= set(out.coords)
+    np.testing.assert_allclose(out.observed.values[0, 0], flat, rtol=0, atol=1e-12)
+    assert float(np.abs(flat - out.initial.values[0]).max()) > 1e-2  # 24 steps moved it
+    if name == "adam":
+        np.testing.assert_allclose(out.mu.values[0, 0], state[0].mu, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(out.nu.values[0, 0], state[0].nu, rtol=0, atol=1e-12)
+        assert {"lr", "b1", "b2", "eps"} <= set(out.coords)
+
+
+def test_float32_training_is_the_default_and_a_bad_dtype_names_the_argument():
+    data = _tiny(n=20)
+    out = train(functools.partial(MLP, 6, 3, width=8), Adam(0.01), data, key=jax.random.key(0), epochs=1,
+                keep_params=True, progress=False)
+    assert out.final.dtype == np.float32
+    with pytest.raises(InertiaError, match="dtype must be one of float32, float64; got 'float16'"):
+        train(functools.partial(MLP, 6, 3, width=8), Adam(0.01), data, key=jax.random.key(0), epochs=1,
+              dtype="float16")
 
 
 def _tiny_tokens(n=12, length=6, vocab=40, seed=0):

@@ -3,6 +3,7 @@ provenance."""
 
 import json
 import os
+import re
 import stat
 
 import pytest
@@ -32,6 +33,22 @@ def test_reproduce_writes_html_and_json_with_controls_and_provenance(tmp_path):
     for path in (tmp_path / "index.html", tmp_path / "results.json", figure):
         assert os.stat(path).st_mode & stat.S_IROTH
     assert results[0]["verdict"] == "holds"
+
+
+def test_the_report_links_the_explorers_static_page_when_asked(tmp_path, monkeypatch):
+    import functools
+
+    from inertia import explore
+
+    small = functools.partial(explore.write_static, steps=10, lrs=2, momenta=(0.0, 0.5), objectives=("quadratic",))
+    monkeypatch.setattr(explore, "write_static", small)
+    reproduce("quick", ["conventions-identical"], tmp_path / "plain", progress=False)
+    assert 'href="explore.html"' not in (tmp_path / "plain" / "index.html").read_text()
+    assert not (tmp_path / "plain" / "explore.html").exists()
+    reproduce("quick", ["conventions-identical"], tmp_path / "linked", progress=False, explorer=True)
+    assert 'href="explore.html"' in (tmp_path / "linked" / "index.html").read_text()
+    page = (tmp_path / "linked" / "explore.html").read_text()
+    assert "<title>inertia explore (static)</title>" in page and not re.search(r"<script[^>]+src=", page)
 
 
 def test_reproduce_refuses_an_output_folder_that_is_a_file_before_running(tmp_path):

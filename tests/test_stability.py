@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from inertia import HeavyBall, InertiaError, Nesterov, Quadratic, run
+from inertia import QHM, HeavyBall, InertiaError, Nesterov, Quadratic, run
 from inertia import stability as st
 from inertia.experiments.quadratics import measured_rate
 
@@ -15,6 +15,25 @@ NAMES = ["gd", "heavy-ball", "nesterov", "heavy-ball-normalised", "nesterov-norm
 @pytest.mark.parametrize("mu", [0.5, 20.0])
 def test_numerical_threshold_matches_closed_form(name, beta, mu):
     assert st.threshold(name, beta, mu) == pytest.approx(st.closed_form_threshold(name, beta, mu), rel=1e-9)
+
+
+@pytest.mark.parametrize("nu", [0.0, 0.7, 1.0])
+@pytest.mark.parametrize("beta", [0.5, 0.999])
+def test_a_constructor_is_a_family_too_qhm_at_fixed_nu(nu, beta):
+    # ν = 1, β = 0.999 is normalised heavy ball with threshold 2(1+β)/((1−β)μ) ≈ 4e3/μ: beyond a grid ending at 1e3/μ
+    family = lambda lr, momentum: QHM(lr, momentum, nu)  # noqa: E731
+    a = beta * (1 - nu) / (1 - beta)
+    closed = 2 * (1 + beta) / ((1 + 2 * a) * (1 - beta) * 2.0)  # Jury on h = α(1−β), μ = 2
+    assert st.closed_form_threshold(family, beta, 2.0) == pytest.approx(closed, rel=1e-12)
+    assert st.threshold(family, beta, 2.0) == pytest.approx(closed, rel=1e-9)
+
+
+def test_the_optimum_of_qhm_with_nu_one_is_polyaks_in_the_normalised_convention():
+    eig = np.linspace(1.0, 10.0, 5)
+    best, polyak = st.optimal(lambda lr, momentum: QHM(lr, momentum, 1.0), eig), st.polyak_optimal(1.0, 10.0)
+    assert best["momentum"] == pytest.approx(polyak["momentum"], rel=1e-6)
+    assert best["lr"] * (1 - best["momentum"]) == pytest.approx(polyak["lr"], rel=1e-6)
+    assert best["rate"] == pytest.approx(polyak["rate"], rel=1e-7)
 
 
 @pytest.mark.parametrize("kappa", [10.0, 100.0, 1000.0])

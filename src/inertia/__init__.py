@@ -18,7 +18,7 @@ _HOME = {
     "DoubleWell": "escape",
     **dict.fromkeys(["GradientFlow", "HighResolutionODE", "Model", "ModifiedFlow", "ModifiedODE", "PrincipalFlow",
                      "Solution", "ThirdOrderFlow", "manifold_velocity", "modified_loss", "solve"], "flows"),
-    **dict.fromkeys(["Game", "cancel_interaction", "discretisation_drift_coefficients", "drift_order",
+    **dict.fromkeys(["Game", "cancel_interaction", "DriftCoefficients", "drift_coefficients", "drift_order",
                      "modified_losses", "one_step_error", "play"], "games"),
     **dict.fromkeys(["AbstractMethod", "Method", "GD", "HeavyBall", "Nesterov", "QHM", "Adam", "RMSProp", "FromOptax",
                      "from_optax", "TwoStepState", "AdamState", "RMSPropState", "OptaxState", "effective_lr", "grid",
@@ -58,7 +58,7 @@ __all__ = [
     "Solution", "solve", "modified_loss", "manifold_velocity",
     "Order", "convergence_order", "manifold_distance", "attraction_rate",
     "DAL", "dal", "igr_loss", "Game", "play", "modified_losses", "cancel_interaction",
-    "discretisation_drift_coefficients", "one_step_error", "drift_order",
+    "DriftCoefficients", "drift_coefficients", "one_step_error", "drift_order",
     # stochastic: stationary statistics, SDEs, escape
     "Stationary", "covariance", "covariance_ou", "SME", "DoubleWell",
 ]

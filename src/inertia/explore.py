@@ -29,30 +29,48 @@ import numpy as np
 
 from . import stability
 from ._checks import InertiaError
-from .methods import GD, HeavyBall, Method, Nesterov, effective_lr
+from .methods import GD, QHM, AbstractMethod, Adam, HeavyBall, Method, Nesterov, effective_lr
 from .objectives import Himmelblau, Objective, Quadratic, Rosenbrock
 
 __all__ = ["Settings", "METHOD_CHOICES", "LANDSCAPES", "compute", "make_document", "serve", "write_static"]
 
 
 class MethodChoice(NamedTuple):
-    """One entry of the method menu: how to build it from the practitioner ``(lr, β)``.
+    """One entry of the method menu.
 
-    ``theory`` names it in `inertia.stability.METHODS` (rate map, thresholds, stationary statistics); ``None``
-    for a method without linear theory, whose theory panels then say so.
+    ``build(lr=…, **sliders)`` makes the method from the learning rate and the `Settings` fields named in
+    ``sliders`` (``"momentum"``, ``"nu"``, ``"b2"``). ``theory(settings)`` is its family in the ``(lr, β)`` plane
+    for `inertia.stability` (a name of ``stability.METHODS`` or a constructor): rate map, thresholds, optimum. It is
+    ``None`` for a method without linear theory, whose theory panels are switched off with a one-line reason.
     """
 
-    build: Callable[[float, float], Method]
-    theory: str | None
-    uses_momentum: bool
+    build: Callable[..., AbstractMethod]
+    sliders: tuple[str, ...]
+    theory: Callable[["Settings"], stability.Family] | None
 
 
-#: The method menu, one line per method (practitioner convention: torch.optim.SGD / optax.sgd).
+@dataclasses.dataclass(frozen=True)
+class QHMFamily:
+    """QHM at a fixed ν as a constructor ``(lr, β) -> Method`` for `inertia.stability` (hashable by value, so the
+    optimum is cached per ν)."""
+
+    nu: float
+
+    def __call__(self, lr, momentum) -> Method:
+        return QHM(lr, momentum, self.nu)
+
+
+#: The method menu, one line per method, in the practitioner convention (torch.optim.SGD / optax.sgd; QHM in
+#: Ma & Yarats' (α, β, ν); Adam in optax's (lr, β₁, β₂), ε = 1e-8).
 METHOD_CHOICES: dict[str, MethodChoice] = {
-    "GD": MethodChoice(lambda lr, momentum: GD(lr), "gd", False),
-    "HeavyBall": MethodChoice(HeavyBall.from_practitioner, "heavy-ball", True),
-    "Nesterov": MethodChoice(Nesterov.from_practitioner, "nesterov", True),
+    "GD": MethodChoice(lambda lr: GD(lr), (), lambda settings: "gd"),
+    "HeavyBall": MethodChoice(HeavyBall.from_practitioner, ("momentum",), lambda settings: "heavy-ball"),
+    "Nesterov": MethodChoice(Nesterov.from_practitioner, ("momentum",), lambda settings: "nesterov"),
+    "QHM": MethodChoice(QHM, ("momentum", "nu"), lambda settings: QHMFamily(settings.nu)),
+    "Adam": MethodChoice(lambda lr, momentum, b2: Adam(lr, momentum, b2), ("momentum", "b2"), None),
 }
+#: The methods of the static page: the (lr, β) grid is all they need.
+STATIC_METHODS = ("GD", "HeavyBall", "Nesterov")
 
 
 class Landscape(NamedTuple):
@@ -96,12 +114,15 @@ OVERLAYS = ("gradient flow", "modified-loss flow", "principal flow (GD)", "GD at
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """Everything the page depends on. ``lr`` and ``momentum`` are in the practitioner convention."""
+    """Everything the page depends on. ``lr`` and ``momentum`` are in the practitioner convention (QHM: α and β;
+    Adam: lr and β₁); ``nu`` is QHM's ν, ``b2`` Adam's β₂."""
 
     method: str = "HeavyBall"
     objective: str = "quadratic"
     lr: float = 1.0
     momentum: float = 0.5
+    nu: float = 0.7
+    b2: float = 0.999
     kappa: float = 10.0
     rotation: float = 30.0
     start: tuple[float, float] = (-2.5, 1.5)
@@ -121,16 +142,22 @@ class Panels(NamedTuple):
     eigen: dict | None
     rates: dict | None
     noise: dict | None
-    canonical: dict
+    canonical: dict | None
     messages: list
 
 
-def build_method(settings: Settings) -> Method:
+def build_method(settings: Settings) -> AbstractMethod:
     """The method of the settings, from its practitioner hyper-parameters."""
     if settings.method not in METHOD_CHOICES:
         raise InertiaError(f"method must be one of {', '.join(METHOD_CHOICES)}; got {settings.method!r}")
     choice = METHOD_CHOICES[settings.method]
-    return choice.build(settings.lr, settings.momentum if choice.uses_momentum else 0.0)
+    return choice.build(lr=settings.lr, **{name: getattr(settings, name) for name in choice.sliders})
+
+
+def theory_family(settings: Settings) -> stability.Family | None:
+    """The method's family in the (lr, β) plane for `inertia.stability`; ``None`` without linear theory."""
+    theory = METHOD_CHOICES[settings.method].theory
+    return None if theory is None else theory(settings)
 
 
 def build_objective(settings: Settings) -> Objective | None:
@@ -173,8 +200,10 @@ def compute(settings: Settings) -> Panels:
     if objective is None:
         return _game_panels(settings, method)
     traj = _run(method, objective, settings)
-    H = local_hessian(settings)
     run_panels = trajectory_panels(settings, method, objective, traj.x, traj.loss, int(traj.diverged_at))
+    if not isinstance(method, Method):
+        return _nonlinear_panels(settings, method, run_panels)
+    H = local_hessian(settings)
     messages = run_panels["messages"]
     matched = None
     if OVERLAYS[3] in settings.overlays:
@@ -183,14 +212,22 @@ def compute(settings: Settings) -> Panels:
         if bool(gd.diverged):
             messages.append(f"GD at the matched rate lr/(1−β) = {float(gd.method.h):.4g} diverges at step "
                             f"{int(gd.diverged_at)}: the match holds for small rates only.")
-    theory = METHOD_CHOICES[settings.method].theory
     return Panels(run_panels["trajectory"], run_panels["loss"], matched,
                   _flows(settings, method, objective, np.asarray(traj.steps), messages), run_panels["eigen"],
                   rate_panel(settings, method, np.linalg.eigvalsh(H), messages),
-                  _noise_panel(settings, method, objective, H, theory, messages), _canonical(method), messages)
+                  _noise_panel(settings, method, objective, H, messages), _canonical(method), messages)
 
 
-def trajectory_panels(settings: Settings, method: Method, objective: Objective, x, loss, diverged_at: int) -> dict:
+def _nonlinear_panels(settings: Settings, method: AbstractMethod, run_panels: dict) -> Panels:
+    """A method without linear theory (Adam): its trajectory and loss, and one line saying why the rest is off."""
+    messages = run_panels["messages"] + [
+        f"Theory panels off: {method.name} is not a linear two-step method (h, λ, a), so it has no rate map, "
+        "flows, eigen-direction split, stationary ellipse or matched effective rate."]
+    return Panels(run_panels["trajectory"], run_panels["loss"], None, {}, None, None, None, None, messages)
+
+
+def trajectory_panels(settings: Settings, method: AbstractMethod, objective: Objective, x, loss,
+                      diverged_at: int) -> dict:
     """The panels of one recorded run (every step from 0): trajectory, excess loss, error per eigen-direction
     (eigenvectors of the Hessian at the minimum) and the stability message."""
     x = np.asarray(x)
@@ -219,7 +256,7 @@ def _positive(values: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(values) & (values > 0), values, np.nan)
 
 
-def _run(method: Method, objective: Objective, settings: Settings):
+def _run(method: AbstractMethod, objective: Objective, settings: Settings):
     from .simulate import run
 
     return run(method, objective, np.asarray(settings.start, float), settings.steps, record_every=1)
@@ -232,7 +269,7 @@ def _canonical(method: Method) -> dict:
 
 def _stability_messages(settings, method, diverged_at: int, eigenvalues) -> list[str]:
     """The divergence message: past the threshold of `inertia.stability` (at the minimum's Hessian), or diverged."""
-    theory = METHOD_CHOICES[settings.method].theory
+    theory = theory_family(settings)
     if theory is not None and eigenvalues.max() > 0:
         beta = float(method.momentum)
         limit = stability.closed_form_threshold(theory, beta, float(eigenvalues.max()))
@@ -266,13 +303,13 @@ def _flows(settings, method, objective, steps, messages) -> dict:
 
 
 @functools.lru_cache(maxsize=32)
-def _optimum(theory: str, eigenvalues: tuple[float, ...]) -> dict:
+def _optimum(theory: stability.Family, eigenvalues: tuple[float, ...]) -> dict:
     return stability.optimal(theory, list(eigenvalues))
 
 
 def rate_panel(settings, method, eigenvalues, messages) -> dict | None:
     """The rate ``max_μ ρ`` over (lr, β) on the lr slider's range, the current point and the optimum."""
-    theory = METHOD_CHOICES[settings.method].theory
+    theory = theory_family(settings)
     if theory is None:
         messages.append(f"Rate map: {settings.method} has no linear two-step theory.")
         return None
@@ -286,17 +323,23 @@ def rate_panel(settings, method, eigenvalues, messages) -> dict | None:
     rho = stability.rate_map(name, eigenvalues, lrs, momenta)
     best = _optimum(theory, tuple(float(e) for e in eigenvalues))
     return {"lrs": lrs, "momenta": momenta, "rate": rho, "current": (settings.lr, float(method.momentum)),
-            "rate_here": float(stability.rate(method, eigenvalues)), "optimum": best}
+            "rate_here": float(stability.rate(method, eigenvalues)), "optimum": best,
+            "boundary": _boundary(name, float(eigenvalues.max()), momenta, end)}
 
 
-def _noise_panel(settings, method, objective, H, theory, messages) -> dict | None:
+def _boundary(family: stability.Family, largest: float, momenta: np.ndarray, end: float) -> dict:
+    """The stability boundary ``lr = 2(1+λ)/((1+2a) h₁ μ_max)`` per β (Jury; `stability.closed_form_threshold`),
+    where it lies on the map (``lr ≤ end``)."""
+    limits = np.array([stability.closed_form_threshold(family, float(b), largest) for b in momenta])
+    inside = limits <= end
+    return {"x": limits[inside], "y": momenta[inside]}
+
+
+def _noise_panel(settings, method, objective, H, messages) -> dict | None:
     """Stationary iterates under Gaussian gradient noise ``C = σ²I`` against the exact and the OU covariance."""
     from . import stationary
 
     if settings.objective != "quadratic":
-        return None
-    if theory is None:
-        messages.append(f"Noise: the stationary covariance needs a linear method; {settings.method} is not.")
         return None
     C = settings.noise**2 * np.eye(2)
     try:
@@ -345,8 +388,8 @@ def _game_panels(settings, method) -> Panels:
 
     messages = []
     if not _is_gd(method):
-        messages.append(f"The game is played by simultaneous GD (inertia.play); {settings.method}'s momentum is "
-                        "not used here.")
+        messages.append(f"The game is played by simultaneous GD (inertia.play) with step lr; {settings.method} "
+                        "is not used here.")
     phi0, theta0 = np.asarray(settings.start[:1], float), np.asarray(settings.start[1:], float)
     phi, theta = play(Game.zero_sum(bilinear_loss), phi0, theta0, settings.steps, settings.lr, settings.lr)
     x, y = np.asarray(phi)[:, 0], np.asarray(theta)[:, 0]
@@ -404,7 +447,8 @@ def _figures(live: bool = True):
         "trajectory": {"x": [], "y": [], "step": []}, "start": {"x": [], "y": []},
         "loss": {"step": [], "loss": []}, "matched": {"step": [], "loss": []},
         "eigen": {"step": [], "e0": [], "e1": []}, "rate-image": {"image": [], "x": [], "y": [], "dw": [], "dh": []},
-        "rate-current": {"x": [], "y": []}, "rate-optimum": {"x": [], "y": []}, "cloud": {"x": [], "y": []},
+        "rate-current": {"x": [], "y": []}, "rate-optimum": {"x": [], "y": []}, "rate-boundary": {"x": [], "y": []},
+        "cloud": {"x": [], "y": []},
         "exact-ellipse": {"x": [], "y": []}, "ou-ellipse": {"x": [], "y": []},
         **{f"flow{i}": {"x": [], "y": []} for i in range(3)}}
     src = {name: ColumnDataSource(data, name=name) for name, data in layouts.items()}
@@ -436,6 +480,8 @@ def _figures(live: bool = True):
     r.image("image", x="x", y="y", dw="dw", dh="dh", source=src["rate-image"], color_mapper=mapper)
     r.add_layout(ColorBar(color_mapper=mapper, width=10, title="ρ"), "right")
     r.scatter("x", "y", source=src["rate-current"], size=12, color="#e41a1c", legend_label="current")
+    r.line("x", "y", source=src["rate-boundary"], line_width=2, color="black", line_dash="dotted",
+           legend_label="stability boundary")
     r.scatter("x", "y", source=src["rate-optimum"], size=14, marker="star", color="white", line_color="black",
               legend_label="optimum")
     r.legend.location = "bottom_left"
@@ -491,7 +537,7 @@ def _show_panels(src, mapper, panels: Panels) -> None:
         src["eigen"].data = {k: panels.eigen[k] for k in ("step", "e0", "e1")}
     rates = panels.rates
     if rates is None:
-        for name in ("rate-image", "rate-current", "rate-optimum"):
+        for name in ("rate-image", "rate-current", "rate-optimum", "rate-boundary"):
             _empty(src[name])
     else:
         lrs, momenta = rates["lrs"], rates["momenta"]
@@ -504,6 +550,7 @@ def _show_panels(src, mapper, panels: Panels) -> None:
             mapper.low = float(np.nanmin(rates["rate"]))
         src["rate-current"].data = {"x": [rates["current"][0]], "y": [rates["current"][1]]}
         src["rate-optimum"].data = {"x": [rates["optimum"]["lr"]], "y": [rates["optimum"]["momentum"]]}
+        src["rate-boundary"].data = rates["boundary"]
     noise = panels.noise
     for name in ("cloud", "exact-ellipse", "ou-ellipse"):
         if noise is None:
@@ -526,7 +573,9 @@ def _is_gd(method: Method) -> bool:
     return method.name == "GD"
 
 
-def _canonical_html(c: dict, rates: dict | None) -> str:
+def _canonical_html(c: dict | None, rates: dict | None) -> str:
+    if c is None:
+        return "<b>canonical form</b>: none (not a linear two-step method)"
     rate = "" if rates is None else f"<br>rate max ρ = {rates['rate_here']:.4f} per step"
     return (f"<b>canonical form</b> (Kovachki &amp; Stuart eq. 1.2):<br>h = {c['h']:.6g}, λ = {c['λ']:.6g}, "
             f"a = {c['a']:.6g}{rate}")
@@ -555,6 +604,10 @@ class _LivePage:
                          format="0[.]00000", name="lr"),
             "momentum": Slider(title="momentum β", start=0.0, end=0.99, step=0.01, value=settings.momentum,
                                name="momentum"),
+            "nu": Slider(title="QHM's ν (ν = β: Nesterov, ν = 1: heavy ball)", start=0.0, end=1.0, step=0.01,
+                         value=settings.nu, name="nu"),
+            "b2": Slider(title="Adam's β₂", start=0.0, end=0.999, step=0.001, value=settings.b2, format="0.000",
+                         name="b2"),
             "kappa": Slider(title="condition number κ (quadratic)", start=1, end=100, step=1,
                             value=settings.kappa, name="kappa"),
             "rotation": Slider(title="rotation in degrees (quadratic)", start=0, end=90, step=1,
@@ -587,7 +640,8 @@ class _LivePage:
         if not steps.isdigit():
             raise InertiaError(f"steps must be an integer in [1, 5000]; got {steps!r}")
         return Settings(method=w["method"].value, objective=w["objective"].value, lr=float(w["lr"].value),
-                        momentum=float(w["momentum"].value), kappa=float(w["kappa"].value),
+                        momentum=float(w["momentum"].value), nu=float(w["nu"].value), b2=float(w["b2"].value),
+                        kappa=float(w["kappa"].value),
                         rotation=float(w["rotation"].value), start=_parse_start(w["start"].value),
                         steps=int(steps), noise=float(w["noise"].value),
                         overlays=tuple(OVERLAYS[i] for i in sorted(w["overlays"].active)), seed=self.settings.seed)
@@ -648,6 +702,7 @@ class _LivePage:
             self.fig["contour"].x_range.update(start=x0, end=x1)
             self.fig["contour"].y_range.update(start=y0, end=y1)
         self.settings = settings
+        self._show_sliders_of(settings.method)
         game = settings.objective == "bilinear game"
         self.fig["loss"].yaxis.axis_label = "distance to equilibrium" if game else "f(xₙ) − f*"
         if (list(self.src["start"].data["x"]), list(self.src["start"].data["y"])) != ([settings.start[0]],
@@ -657,6 +712,14 @@ class _LivePage:
         self.canonical.text = _canonical_html(panels.canonical, panels.rates)
         self.message.text = _message_html(panels.messages)
         self.timing.text = f"computed and sent in {1000 * (time.perf_counter() - began):.0f} ms"
+
+
+    def _show_sliders_of(self, method: str) -> None:
+        """Only the hyper-parameters the chosen method reads are on show; Adam's momentum slider is its β₁."""
+        sliders = METHOD_CHOICES[method].sliders
+        for name in ("momentum", "nu", "b2"):
+            self.w[name].visible = name in sliders
+        self.w["momentum"].title = "Adam's β₁" if method == "Adam" else "momentum β"
 
 
 def _format_start(point) -> str:
@@ -724,6 +787,7 @@ for (let n = 0; n < r.objective.length; n++) {
   if (r.objective[n] === o && r.method[n] === m) {
     image.data = {image: [r.image[n]], x: [r.x[n]], y: [r.y[n]], dw: [r.dw[n]], dh: [r.dh[n]]};
     optimum.data = {x: [r.best_lr[n]], y: [r.best_beta[n]]};
+    boundary.data = {x: r.boundary_x[n], y: r.boundary_y[n]};
     mapper.low = r.low[n];
   }
 }
@@ -742,7 +806,7 @@ def static_grid(steps: int = 100, lrs: int = STATIC_LRS, momenta=STATIC_MOMENTA,
     rows: dict[str, list] = {k: [] for k in ("objective", "method", "lr_index", "beta_index", "lr", "beta", "x", "y",
                                              "step", "loss", "e0", "e1", "message", "canonical")}
     rates: dict[str, list] = {k: [] for k in ("objective", "method", "image", "x", "y", "dw", "dh", "best_lr",
-                                              "best_beta", "low")}
+                                              "best_beta", "low", "boundary_x", "boundary_y")}
     for objective_name in objectives:
         land = LANDSCAPES[objective_name]
         base = Settings(objective=objective_name, start=land.start, steps=steps)
@@ -750,9 +814,12 @@ def static_grid(steps: int = 100, lrs: int = STATIC_LRS, momenta=STATIC_MOMENTA,
         if objective is None:
             raise InertiaError(f"the static page has no grid for the two-player game {objective_name!r}")
         lr_values = np.linspace(land.lr[0], land.lr[1], lrs)
-        for method_name, choice in METHOD_CHOICES.items():
-            betas = tuple(momenta) if choice.uses_momentum else (0.0,)
-            methods = grid(choice.build, lr=lr_values, momentum=np.asarray(betas))
+        for method_name in STATIC_METHODS:
+            choice = METHOD_CHOICES[method_name]
+            uses_momentum = "momentum" in choice.sliders
+            betas = tuple(momenta) if uses_momentum else (0.0,)
+            family = choice.build if uses_momentum else lambda lr, momentum: choice.build(lr=lr)
+            methods = grid(family, lr=lr_values, momentum=np.asarray(betas))
             runs = sweep(methods, objective, np.asarray(land.start, float), steps, record_every=1, progress=False)
             for config in range(runs.sizes["config"]):
                 i, j = divmod(config, len(betas))
@@ -760,7 +827,7 @@ def static_grid(steps: int = 100, lrs: int = STATIC_LRS, momenta=STATIC_MOMENTA,
                 method = build_method(settings)
                 panels = trajectory_panels(settings, method, objective, runs.x.values[config, 0],
                                            runs.loss.values[config, 0], int(runs.diverged_at.values[config, 0]))
-                for beta_index in ([j] if choice.uses_momentum else range(len(momenta))):
+                for beta_index in ([j] if uses_momentum else range(len(momenta))):
                     _static_row(rows, settings, i, beta_index, panels, method)
             _static_rates(rates, base, method_name, lr_values)
     return rows, rates
@@ -796,6 +863,8 @@ def _static_rates(rates, settings, method_name, lrs) -> None:
     rates["dh"].append(panel["momenta"][-1] - panel["momenta"][0])
     rates["best_lr"].append(panel["optimum"]["lr"])
     rates["best_beta"].append(panel["optimum"]["momentum"])
+    rates["boundary_x"].append(panel["boundary"]["x"])
+    rates["boundary_y"].append(panel["boundary"]["y"])
     rates["low"].append(float(np.nanmin(panel["rate"])))
 
 
@@ -815,6 +884,8 @@ def write_static(path, steps: int = 100, lrs: int = STATIC_LRS, momenta=STATIC_M
     from bokeh.models import ColumnDataSource, CustomJS, Div, Select, Slider
     from bokeh.resources import INLINE
 
+    from ._files import write_atomic
+
     rows, rates = static_grid(steps, lrs, momenta, objectives)
     fig, src, _, mapper = _figures(live=False)
     contours = {}
@@ -824,7 +895,7 @@ def write_static(path, steps: int = 100, lrs: int = STATIC_LRS, momenta=STATIC_M
     names = list(contours)
     views = {name: LANDSCAPES[name].view for name in names}
     w = {"objective": Select(title="objective", value=names[0], options=names, name="objective"),
-         "method": Select(title="method", value="HeavyBall", options=list(METHOD_CHOICES), name="method"),
+         "method": Select(title="method", value="HeavyBall", options=list(STATIC_METHODS), name="method"),
          "lr": Slider(title="learning rate", start=0, end=lrs - 1, step=1, value=min(2, lrs - 1),
                       show_value=False, name="lr"),
          "beta": Slider(title="momentum β", start=0, end=len(momenta) - 1, step=1, value=min(2, len(momenta) - 1),
@@ -833,7 +904,8 @@ def write_static(path, steps: int = 100, lrs: int = STATIC_LRS, momenta=STATIC_M
     pick = CustomJS(code=_PICK_JS, args=dict(
         grid=ColumnDataSource(rows, name="grid"), rates=ColumnDataSource(rates, name="rates"), **w,
         trajectory=src["trajectory"], loss=src["loss"], eigen=src["eigen"], current=src["rate-current"],
-        image=src["rate-image"], optimum=src["rate-optimum"], message=message, canonical=canonical,
+        image=src["rate-image"], optimum=src["rate-optimum"], boundary=src["rate-boundary"], message=message,
+        canonical=canonical,
         contours=contours, views=views, xr=fig["contour"].x_range, yr=fig["contour"].y_range, mapper=mapper))
     for widget in w.values():
         widget.js_on_change("value", pick)
@@ -849,4 +921,4 @@ def write_static(path, steps: int = 100, lrs: int = STATIC_LRS, momenta=STATIC_M
                      gridplot([[fig["contour"], fig["rate"]], [fig["loss"], fig["eigen"]]], toolbar_location="right")))
     doc.js_on_event("document_ready", pick)
     html = file_html(doc, INLINE, "inertia explore (static)")
-    Path(path).write_text(html, encoding="utf-8")
+    write_atomic(Path(path), html.encode("utf-8"))

@@ -141,6 +141,8 @@ section{border-top:2px solid #ddd;margin-top:2em}small{color:#555}</style></head
 {% if prov.controls %}Negative controls ran: every control must come out <i>fails</i>;
 {{ counts.broken }} claim(s) have a control that did not.{% else %}Negative controls did not run
 (<code>inertia reproduce --controls</code>).{% endif %}</p>
+{% if explorer %}<p>Interactive: <a href="explore.html">the explorer</a> (a static page of precomputed settings written
+by <code>inertia explore --static</code>; <code>inertia explore</code> serves the live one).</p>{% endif %}
 <p><small>inertia {{ prov.inertia }}, commit {{ prov.git_commit }}, jax {{ prov.jax }} / jaxlib {{ prov.jaxlib }},
 Python {{ prov.python }}, {{ prov.platform }}, {{ prov.cpu_count }} CPUs, {{ prov.date }}.</small></p>
 <table><tr><th>claim</th><th>paper</th><th>title</th><th>verdict</th><th>controls</th><th>seconds</th></tr>
@@ -163,21 +165,22 @@ fail{% if r.broken %} <b>(broken)</b>{% endif %}{% else %}not run{% endif %}</td
 </body></html>""", autoescape=True)
 
 
-def check_report_folder(out) -> None:
-    """Raise unless the report can be written to ``out`` (``index.html``, ``results.json``, ``figures/``), before any
-    claim runs."""
-    check_output_folder("--out", out, subfolders=("figures",), files=("index.html", "results.json"))
+def check_report_folder(out, explorer: bool = False) -> None:
+    """Raise unless the report can be written to ``out`` (``index.html``, ``results.json``, ``figures/``, and
+    ``explore.html`` with ``explorer``), before any claim runs."""
+    files = ("index.html", "results.json") + (("explore.html",) if explorer else ())
+    check_output_folder("--out", out, subfolders=("figures",), files=files)
 
 
-def _render(results: list[dict], prov: dict) -> str:
+def _render(results: list[dict], prov: dict, explorer: bool) -> str:
     return _PAGE.render(
-        prov=prov, counts=_counts(results), total=sum(r["total"] for r in results),
+        prov=prov, counts=_counts(results), total=sum(r["total"] for r in results), explorer=explorer,
         results=[dict(r, pngs=[base64.b64encode(p).decode() for p in r["figures"]],
                       numbers_text=json.dumps(r["numbers"], indent=1)[:20000],
                       config_text="configuration: " + html.unescape(json.dumps(r["config"]))) for r in results])
 
 
-def _write(results: list[dict], prov: dict, out: Path) -> None:
+def _write(results: list[dict], prov: dict, out: Path, explorer: bool) -> None:
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     for stale in figures.glob("*.png"):  # figures of earlier runs must not stand beside this report
@@ -185,20 +188,22 @@ def _write(results: list[dict], prov: dict, out: Path) -> None:
     for r in results:  # also as files, for slides and papers
         for k, png in enumerate(r["figures"]):
             write_atomic(figures / f"{r['id']}-{k + 1}.png", png)
-    write_atomic(out / "index.html", _render(results, prov).encode())
+    write_atomic(out / "index.html", _render(results, prov, explorer).encode())
     summary = [{k: v for k, v in r.items() if k not in ("figures", "total")} for r in results]
     write_atomic(out / "results.json", json.dumps({"provenance": prov, "counts": _counts(results),
                                                     "claims": summary}, indent=1).encode())
 
 
 def reproduce(mode: str = "quick", only: list[str] | None = None, out: str | os.PathLike = "report",
-              progress: bool = True, controls: bool = False) -> list[dict]:
+              progress: bool = True, controls: bool = False, explorer: bool = False) -> list[dict]:
     """Run the registered claims (all, or the ids in `only`) and, if asked, their negative controls.
 
     Writes ``out/index.html``, ``out/results.json`` and ``out/figures/`` (only this run's figures).
 
     **Arguments:** ``mode``: "quick" (all claims in minutes) or "full"; ``only``: claim ids; ``out``: folder;
-    ``controls``: also run every claim's negative controls, each of which must come out "fails".
+    ``controls``: also run every claim's negative controls, each of which must come out "fails"; ``explorer``: also
+    write ``out/explore.html``, the explorer's static page (`inertia.explore.write_static`), and link it from the
+    report.
     **Returns:** one dict per claim with its id, paper, verdict, summary, numbers, controls and run time in seconds.
     """
     from .experiments import CLAIMS, PAPERS
@@ -211,7 +216,7 @@ def reproduce(mode: str = "quick", only: list[str] | None = None, out: str | os.
     if unknown:
         raise InertiaError(f"unknown claim {unknown[0]!r}; known claims: {', '.join(CLAIMS)}")
     out = Path(out)
-    check_report_folder(out)
+    check_report_folder(out, explorer)
     results = []
     bar = tqdm(ids, desc="reproduce", unit="claim", disable=not progress)
     for claim_id in bar:
@@ -224,5 +229,9 @@ def reproduce(mode: str = "quick", only: list[str] | None = None, out: str | os.
             tqdm.write(f"{claim_id}: {r['verdict']} ({r['total']:.1f} s{checked if controls else ''})")
     prov = provenance(mode, controls)
     out.mkdir(parents=True, exist_ok=True)
-    _write(results, prov, out)
+    if explorer:
+        from .explore import write_static
+
+        write_static(out / "explore.html")
+    _write(results, prov, out, explorer)
     return [{k: v for k, v in r.items() if k not in ("figures", "total")} for r in results]

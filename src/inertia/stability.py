@@ -25,7 +25,7 @@ from .methods import GD, HeavyBall, Method, Nesterov, require_linear
 
 __all__ = [
     "companion", "spectral_radius", "rate", "threshold", "canonical_threshold", "rate_map", "optimal", "gd_optimal",
-    "polyak_optimal", "closed_form_threshold", "METHODS",
+    "polyak_optimal", "closed_form_threshold", "METHODS", "Family",
 ]
 
 
@@ -71,13 +71,21 @@ def rate(method: Method, eigenvalues) -> np.ndarray:
     return np.max(spectral_radius(method, eigenvalues), axis=-1)
 
 
-def _constructor(name: str):
+#: A family of methods in the ``(lr, momentum)`` plane: a name of `METHODS`, or a constructor ``(lr, β) -> Method``
+#: (e.g. ``lambda lr, beta: QHM(lr, beta, 0.7)``, QHM at a fixed ν). Every function below that takes ``name`` takes
+#: either.
+Family = str | Callable[[ArrayLike, ArrayLike], Method]
+
+
+def _constructor(name: Family) -> Callable[[ArrayLike, ArrayLike], Method]:
+    if callable(name):
+        return name
     if name not in METHODS:
         raise InertiaError(f"method must be one of {', '.join(METHODS)}; got {name!r}")
     return METHODS[name]
 
 
-def threshold(name: str, momentum: float = 0.0, eigenvalue: float = 1.0, *, rtol: float = 1e-10) -> float:
+def threshold(name: Family, momentum: float = 0.0, eigenvalue: float = 1.0, *, rtol: float = 1e-10) -> float:
     """The largest learning rate ``lr`` for which the method is stable on eigenvalue ``μ``, by bisection on ρ.
 
     Stability holds on an interval ``0 < lr < threshold``; the search brackets the first ``lr`` with
@@ -87,7 +95,7 @@ def threshold(name: str, momentum: float = 0.0, eigenvalue: float = 1.0, *, rtol
     check_range("momentum", momentum, 0.0, 1.0, high_open=True)
     check_positive("eigenvalue", eigenvalue)
     radius = lambda lr: spectral_radius(build(lr, momentum), [eigenvalue])[..., 0]
-    lrs = np.geomspace(1e-3, 1e3, 601) / eigenvalue
+    lrs = np.geomspace(1e-3, 1e6, 901) / eigenvalue  # up to 1e6: normalised forms at β → 1 need lr ~ 1/(1−β)
     unstable = np.nonzero(radius(lrs) >= 1)[0]
     if unstable.size == 0:
         return np.inf
@@ -106,13 +114,13 @@ def canonical_threshold(method: Method) -> np.ndarray:
     return 2 * (1 + np.asarray(method.momentum, float)) / (1 + 2 * np.asarray(method.lookahead, float))
 
 
-def closed_form_threshold(name: str, momentum: float = 0.0, eigenvalue: float = 1.0) -> float:
+def closed_form_threshold(name: Family, momentum: float = 0.0, eigenvalue: float = 1.0) -> float:
     """`canonical_threshold` as a learning rate of the named convention (normalised forms are ÷(1−β))."""
     unit = _constructor(name)(1.0, momentum)  # the canonical h per unit of the convention's lr
     return float(canonical_threshold(unit) / (float(unit.h) * eigenvalue))
 
 
-def rate_map(name: str, eigenvalues, lrs, momenta) -> np.ndarray:
+def rate_map(name: Family, eigenvalues, lrs, momenta) -> np.ndarray:
     """The rate ``max_μ ρ`` over a grid, shape ``(len(momenta), len(lrs))``."""
     build = _constructor(name)
     L, B = np.meshgrid(np.asarray(lrs, float), np.asarray(momenta, float))
@@ -146,7 +154,7 @@ def _minimise_on_grid(fn, lo: float, hi: float, points: int = 64) -> float:
     return optimize.minimize_scalar(fn, bounds=(a, b), method="bounded", options={"xatol": 1e-15 * max(1.0, b)}).x
 
 
-def optimal(name: str, eigenvalues) -> dict:
+def optimal(name: Family, eigenvalues) -> dict:
     """The ``(lr, momentum)`` minimising the rate over the given eigenvalues, found numerically.
 
     For each momentum the best ``lr`` below the stability threshold is found by a bracketed 1-D search, then the

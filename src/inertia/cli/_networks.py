@@ -29,6 +29,8 @@ def add_commands(commands) -> None:
     p.add_argument("--svag", type=_parse.number(1.0), default=1.0,
                    help="SVAG noise multiplier ℓ >= 1 (pass lr/ℓ yourself)")
     p.add_argument("--seed", type=_parse.integer(0), default=0)
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="training precision (default float32; float64 equals optax's own loop to 1e-12)")
     p.set_defaults(handler=_train)
 
     p = commands.add_parser("ntk", help="H^∞ of a data set (unit-norm inputs): λ₀, κ and GD/HB/NAG rates")
@@ -58,7 +60,7 @@ def _train(args) -> int:
                            f"got {args.batch_size}")
     model = functools.partial(MLP, data.x_train.shape[1], data.n_classes, width=args.width, depth=args.depth)
     out = train(model, method, data, key=jax.random.key(args.seed), epochs=args.epochs, batch_size=args.batch_size,
-                seeds=args.seeds, svag=args.svag, record_every=max(1, args.epochs // 10))
+                seeds=args.seeds, svag=args.svag, record_every=max(1, args.epochs // 10), dtype=args.dtype)
     last = out.isel(record=-1)
     chance = _chance_level(data.y_test)
     print(f"{args.data}: {len(data.y_train)} training examples, batch {out.attrs['batch_size']}, {args.epochs} epochs; "

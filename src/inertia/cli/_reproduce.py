@@ -16,6 +16,9 @@ def add_commands(commands) -> None:
     p.add_argument("--controls", action="store_true",
                    help="also run every claim's negative controls (deliberately wrong variants that must fail)")
     p.add_argument("--out", default="report", help="output folder (default: report)")
+    p.add_argument("--explore", action="store_true",
+                   help="also write OUT/explore.html, the explorer's static page (about 15 CPU-seconds, 5 MB), and "
+                        "link it from the report")
     p.add_argument("--list", action="store_true", help="list the claims and exit")
     p.set_defaults(handler=_reproduce, mode="quick", needs_jax=False)
 
@@ -30,12 +33,13 @@ def _reproduce(args) -> int:
         raise InertiaError(f"--only: unknown claim {unknown[0]!r}; known claims: {', '.join(CLAIM_LIST)}")
     from ..report import check_report_folder, reproduce
 
-    check_report_folder(args.out)  # before JAX starts and any claim runs, so that no work is lost to a bad folder
+    # before JAX starts and any claim runs, so that no work is lost to a bad folder
+    check_report_folder(args.out, args.explore)
     import jax
 
     jax.config.update("jax_enable_x64", True)  # theory checks and reports run in float64
 
-    results = reproduce(args.mode, args.only, args.out, controls=args.controls)
+    results = reproduce(args.mode, args.only, args.out, controls=args.controls, explorer=args.explore)
     crashed = [r["id"] for r in results if r["verdict"] == "error"
                or any(c["verdict"] == "error" for c in r["controls"])]
     broken = [r["id"] for r in results if r["broken"]]

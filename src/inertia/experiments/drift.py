@@ -164,7 +164,7 @@ def _draw_games(numbers: dict) -> list:
     ax.set_xticks(hs, [f"{h:.2g}" for h in hs], fontsize=7)
     ax.xaxis.set_minor_formatter(plt.NullFormatter())
     ax.set(xlabel="step size h_φ", ylabel="one-step error |GD step − modified flow(1)|",
-           title=f"Modified losses ({numbers['interaction_step']}-step interaction); dotted: slope 3")
+           title=f"Modified losses ({numbers['coefficients']} coefficients); dotted: slope 3")
     ax.legend(fontsize=7)
     for label, norms in plot["norms"].items():
         ax2.semilogy(np.arange(norms.size), norms, label=label)
@@ -185,7 +185,8 @@ def _draw_games(numbers: dict) -> list:
               "interaction terms carry the other player's step, by O(h³), for equal and unequal step sizes: the "
               "99% interval of the order fitted over ≥ 4 step sizes must lie inside 3 ± ½ (orders are integers; "
               "the margin absorbs pre-asymptotic bias, which the SE of these deterministic errors does not "
-              "measure). The official code's coefficients, with each player's own step, measure 2 for unequal "
+              "measure). The official code's coefficients (its simultaneous interaction terms carry each player's own "
+              "step) measure 2 for unequal "
               "steps. On a zero-sum game where simultaneous GD diverges (by algebra, a sanity figure), explicit "
               "regularisers that cancel the "
               "interaction terms must make |(φ, θ)| decrease.",
@@ -194,19 +195,19 @@ def _draw_games(numbers: dict) -> list:
           "steps": 1000},
     judge=_judge_games, draw=_draw_games,
     controls=[
-        Control("official-code-coefficients", "interaction terms with each player's own step (the official code's "
-                "coefficients, docs/theory.md §10)", {"interaction_step": "own"}, quick={"ratios": [0.3]}),
+        Control("official-code-coefficients", "the official code's interaction coefficients (DeepMind's "
+                "get_dd_coeffs, docs/theory.md §10)", {"coefficients": "deepmind"}, quick={"ratios": [0.3]}),
         Control("wrong-sign", "the explicit regulariser with the wrong sign: it doubles the interaction drift",
                 {"strength": -1.0}, quick={"ratios": [1.0]}),
     ],
 )
-def _games(ratios, scales, eps, h, steps, interaction_step: str = "other", strength: float = 1.0) -> dict:
+def _games(ratios, scales, eps, h, steps, coefficients: str = "derived", strength: float = 1.0) -> dict:
     game, phi, theta = _smooth_game()
     rows = {}
     for alternating in (False, True):
         for ratio in ratios:
             r = games.drift_order(game, phi, theta, scales, ratio=ratio, alternating=alternating,
-                                  interaction_step=interaction_step)
+                                  coefficients=coefficients)
             name = f"{'alternating' if alternating else 'simultaneous'}, h_θ/h_φ = {ratio:g}"
             rows[name] = {**fitted_order(r.hs, r.errors), "hs": r.hs, "errors": r.errors}
     zero_sum = games.Game.zero_sum(lambda p, t: eps / 2 * p @ p + p @ t - eps / 2 * t @ t)
@@ -216,7 +217,7 @@ def _games(ratios, scales, eps, h, steps, interaction_step: str = "other", stren
     for label, g in [("simultaneous GD", zero_sum), ("with interaction drift cancelled", cancelled)]:
         phis, thetas = games.play(g, p0, t0, steps, h, h)
         norms[label] = np.sqrt(np.sum(np.asarray(phis) ** 2, 1) + np.sum(np.asarray(thetas) ** 2, 1))
-    return {"orders": rows, "interaction_step": interaction_step, "steps": steps,
+    return {"orders": rows, "coefficients": coefficients, "steps": steps,
             "regulariser": f"strength {strength:g}",
             "zero_sum_growth": {k: float(v[-1] / v[0]) for k, v in norms.items()},
             "plot": {"norms": norms, "eps": eps, "h": h}}

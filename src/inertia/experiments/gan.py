@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..games import Game, cancel_interaction, discretisation_drift_coefficients, play
+from ..games import Game, cancel_interaction, play
 from ._registry import Control, claim, plot_data, verdict
 from ._stats import fitted_order
 
@@ -32,10 +32,8 @@ def dirac_gan() -> Game:
 def _regularised(game, h_phi, h_theta, alternating, regulariser, strength, coefficients):
     if regulariser == "none":
         return game
-    coeffs = discretisation_drift_coefficients(h_phi, h_theta, alternating=alternating) \
-        if coefficients == "discretisation_drift" else None
     s = -1.0 if regulariser == "strengthen" else strength
-    return cancel_interaction(game, h_phi, h_theta, alternating=alternating, strength=s, coefficients=coeffs)
+    return cancel_interaction(game, h_phi, h_theta, alternating=alternating, strength=s, coefficients=coefficients)
 
 
 def growth_rate(game: Game, h_phi: float, h_theta: float, alternating: bool, delta: float = 1e-7) -> float:
@@ -130,12 +128,12 @@ def _draw(numbers: dict) -> list:
     controls=[
         Control("wrong-sign", "the regulariser with the wrong sign (adds the interaction drift instead of "
                 "cancelling it)", {"strength": -1.0}),
-        Control("deepmind-coefficients", "DeepMind's discretisation_drift coefficients (each player's own step; "
-                "one-step order 2 for unequal steps)", {"coefficients": "discretisation_drift"}),
+        Control("deepmind-coefficients", "DeepMind's discretisation_drift coefficients (get_dd_coeffs; "
+                "one-step order 2 for unequal steps)", {"coefficients": "deepmind"}),
     ],
 )
 def _measure(h_phi: list[float], ratios: list[float], steps: int, strength: float = 1.0,
-             coefficients: str = "order3") -> dict:
+             coefficients: str = "derived") -> dict:
     game, hs, cells = dirac_gan(), np.asarray(h_phi), {}
     for scheme, alternating in _SCHEMES.items():
         for ratio in ratios:

@@ -12,9 +12,9 @@ and nothing else in the project implements an update rule twice.
   gradients of two independent batches (from two independent permutations) with `inertia.noise.svag_weights`,
   so the gradient noise covariance is multiplied by ℓ; pass the learning rate ``η/ℓ`` and ℓ× the epochs.
 - Inputs may be one array or a tuple of arrays (token ids and attention mask, `inertia.nn.pretrained.tokenize`);
-  floating inputs train in float32, integer inputs stay integer. ``micro_batch=m`` accumulates a batch's gradient
-  over ``B/m`` slices of ``m`` examples (the same mean gradient, less memory); the metrics are evaluated
-  ``eval_batch`` examples at a time.
+  floating inputs train in the training ``dtype`` (float32 by default), integer inputs stay integer.
+  ``micro_batch=m`` accumulates a batch's gradient over ``B/m`` slices of ``m`` examples (the same mean gradient,
+  less memory); the metrics are evaluated ``eval_batch`` examples at a time.
 - Seeds share nothing but the data; every configuration sees the same seeds (common random numbers: the
   same initialisation and batch order), so differences between configurations are paired.
 - A run whose parameters, optimiser state or gradient become non-finite, whose parameters grow larger than
@@ -24,6 +24,7 @@ and nothing else in the project implements an update rule twice.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from typing import Any, Callable
@@ -37,7 +38,7 @@ from jax.flatten_util import ravel_pytree
 from tqdm.auto import tqdm
 
 from .. import hessian
-from .._checks import InertiaError, check_int, check_positive
+from .._checks import InertiaError, check_choice, check_int, check_positive
 from ..methods import AbstractMethod
 from ..noise import svag_weights
 from ..simulate import guarded_step, mark_nonfinite_loss, state_variables
@@ -46,6 +47,8 @@ from .data import Dataset
 __all__ = ["train", "LOSSES"]
 
 LOSSES = ("cross_entropy", "squared")
+#: The training precisions: parameters, inputs, hyper-parameters and optimiser state all take this dtype.
+DTYPES = ("float32", "float64")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,7 +215,8 @@ def _observed(method, state):
     return jax.vmap(lambda m, s: jax.vmap(m.observed)(s))(method, state)
 
 
-def _check(method, data, epochs, batch_size, seeds, loss, svag, record_every, eval_size, micro_batch, eval_batch):
+def _check(method, data, epochs, batch_size, seeds, loss, svag, record_every, eval_size, micro_batch, eval_batch,
+           dtype):
     if not isinstance(method, AbstractMethod):
         raise InertiaError("method must be a method of inertia's stepping protocol (GD, HeavyBall, Nesterov, QHM, "
                            f"Adam, RMSProp, DAL, from_optax(...)), or a grid of one; got {type(method).__name__}")
@@ -240,13 +244,28 @@ def _check(method, data, epochs, batch_size, seeds, loss, svag, record_every, ev
     check_positive("svag", svag)
     if svag < 1:
         raise InertiaError(f"svag must be >= 1 (ℓ = 1 is plain minibatch SGD); got {svag}")
+    check_choice("dtype", _dtype_name(dtype), DTYPES)
+
+
+def _dtype_name(dtype) -> Any:
+    """``"float64"`` for ``"float64"``, ``np.float64`` or ``jnp.float64``; the value itself if it names no dtype."""
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        return dtype
+
+
+def _precision(dtype: str):
+    """JAX's 64-bit mode for the duration of a float64 run (scoped: nothing global changes); as it is otherwise."""
+    needs_x64 = dtype == "float64" and not jax.config.read("jax_enable_x64")
+    return jax.enable_x64(True) if needs_x64 else contextlib.nullcontext()
 
 
 def train(model: Callable[..., eqx.Module], method: AbstractMethod, data: Dataset, *, key: jax.Array, epochs: int,
           batch_size: int | None = None, seeds: int = 1, loss: str = "cross_entropy", svag: float = 1.0,
           record_every: int = 1, eval_size: int | None = None, sharpness_iterations: int = 0,
           max_norm: float = 1e6, keep_params: bool = False, progress: bool = True, micro_batch: int | None = None,
-          eval_batch: int = 1024) -> xr.Dataset:
+          eval_batch: int = 1024, dtype: str = "float32") -> xr.Dataset:
     """Train one network per (configuration, seed) as one compiled, vectorised program.
 
     **Arguments:**
@@ -270,7 +289,11 @@ def train(model: Callable[..., eqx.Module], method: AbstractMethod, data: Datase
     - ``max_norm``: a run whose parameter norm exceeds this is marked diverged; ``keep_params``: return the
       initial and final parameters; ``progress``: a tqdm bar over chunks of epochs;
     - ``micro_batch``: accumulate each batch's gradient over slices of this many examples (it must divide the
-      batch size; the whole batch at once by default); ``eval_batch``: examples per slice of the metrics.
+      batch size; the whole batch at once by default); ``eval_batch``: examples per slice of the metrics;
+    - ``dtype``: ``"float32"`` (default) or ``"float64"``: the initial parameters, floating inputs, the method's
+      hyper-parameters and its state all take this dtype. A float64 run turns on JAX's 64-bit mode for the call
+      only (``jax.enable_x64`` as a context); in float64 the iterates equal optax's own loop on the same batches
+      to 1e-12 (tests/test_nn.py).
 
     **Returns:** an `xarray.Dataset` over ``(config, seed, record)`` with ``train_loss``, ``train_accuracy``,
     ``test_loss``, ``test_accuracy``, ``distance`` (``‖θ − θ₀‖``), optionally ``sharpness``; coordinates
@@ -280,8 +303,17 @@ def train(model: Callable[..., eqx.Module], method: AbstractMethod, data: Datase
     optax's parameters) and the method's other state fields shaped like them (``velocity`` ``x_n − x_{n−1}`` for the
     linear methods, ``mu`` and ``nu`` for Adam; `inertia.simulate.state_variables`).
     """
-    _check(method, data, epochs, batch_size, seeds, loss, svag, record_every, eval_size, micro_batch, eval_batch)
-    dtype = jnp.float32
+    _check(method, data, epochs, batch_size, seeds, loss, svag, record_every, eval_size, micro_batch, eval_batch,
+           dtype)
+    dtype = _dtype_name(dtype)
+    with _precision(dtype):
+        return _train(model, method, data, key, epochs, batch_size, seeds, loss, svag, record_every, eval_size,
+                      sharpness_iterations, max_norm, keep_params, progress, micro_batch, eval_batch,
+                      jnp.dtype(dtype))
+
+
+def _train(model, method, data, key, epochs, batch_size, seeds, loss, svag, record_every, eval_size,
+           sharpness_iterations, max_norm, keep_params, progress, micro_batch, eval_batch, dtype):
     grid = method.flat().astype(dtype)
     n = len(data.y_train)
     batch = n if batch_size is None else int(batch_size)
