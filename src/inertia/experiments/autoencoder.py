@@ -30,7 +30,7 @@ from jaxtyping import Array
 from .. import flows
 from ..hessian import sharpness
 from ..methods import HeavyBall, Method, Nesterov
-from ..nn import Autoencoder, load
+from ..nn import Autoencoder, Dataset, load
 from ..noise import Minibatch
 from ..objectives import FiniteSum
 from ..simulate import run
@@ -74,6 +74,7 @@ def _problem(n: int, hidden: tuple[int, ...], pca: int, seed: int, x64: bool):
     """The objective, the initial parameters ``θ₀`` and ``L``; cached so that controls reuse them (``x64`` keys the
     precision `reproduce` set)."""
     data = load("mnist", n_train=n, n_test=10, seed=seed)
+    assert isinstance(data, Dataset)  # images, not Texts
     x = np.asarray(data.x_train, np.float64)
     if pca:
         x = _pca(x, pca)
@@ -129,8 +130,9 @@ _DEPENDS_ON_H = {"modified"}
 
 
 def _model_id(label: str, variant: str) -> str:
-    wrong_label, wrong = _WRONG.get(variant, (None, None))
-    return wrong if wrong_label == label else _MODELS[label][0]
+    if variant in _WRONG and _WRONG[variant][0] == label:
+        return _WRONG[variant][1]
+    return _MODELS[label][0]
 
 
 @functools.lru_cache(maxsize=64)
@@ -166,7 +168,8 @@ def _judge(numbers: dict) -> tuple:
     p = numbers["problem"]
     return verdict(all(r["inside"] for r in rows.values())), (
         f"Autoencoder {p['sizes']} on {p['n']} MNIST digits{p['input']}, {p['parameters']} parameters, λ = "
-        f"{p['momentum']}, L = {p['L']:.3g}, T = {p['T']:.3g} (loss {p['loss0']:.4f} → {p['loss_T']:.4f}). Fitted orders "
+        f"{p['momentum']}, L = {p['L']:.3g}, T = {p['T']:.3g} (loss {p['loss0']:.4f} → {p['loss_T']:.4f}). Fitted "
+        f"orders "
         f"of the parameter distance with 99% intervals (each must lie inside expected ± 0.5): {text}. Orders of the "
         f"loss gap (reported, not judged): {losses}.")
 

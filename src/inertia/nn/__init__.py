@@ -7,5 +7,5 @@ from .pretrained import BertEncoder, SentenceClassifier, pretrained, tokenize
 from .train import LOSSES, train
 
 __all__ = ["Dataset", "Texts", "DataUnavailable", "DATASETS", "load", "read_idx", "split", "standardise",
-           "unit_norm", "MLP", "Autoencoder", "CNN", "ResNet", "TwoLayerReLU", "BertEncoder", "SentenceClassifier", "pretrained",
-           "tokenize", "train", "LOSSES"]
+           "unit_norm", "MLP", "Autoencoder", "CNN", "ResNet", "TwoLayerReLU", "BertEncoder", "SentenceClassifier",
+           "pretrained", "tokenize", "train", "LOSSES"]
