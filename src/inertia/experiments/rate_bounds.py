@@ -143,8 +143,8 @@ def _draw(numbers: dict) -> list:
               "NAG's exponent must exceed HB's with z ≥ 2.58. The width condition of the theorems is NOT met: "
               "Du et al.'s m = Ω(n⁶/(λ₀⁴δ³)) is above 1e14 at n = 32, δ = 0.1 (Liu et al.'s constants are [open]); "
               "the kernel conditions it exists to guarantee, ‖H(0)−H^∞‖₂ ≤ λ₀/4 and ‖H(k)−H(0)‖₂ ≤ λ₀/4 along the "
-              "run, are checked on the run instead. If they are not met, or a data set is not installed, the verdict is "
-              "inconclusive (unless another data set refutes the claim).",
+              "run, are checked on the run instead. If they are not met, or a data set is not installed, the verdict "
+              "is inconclusive (unless another data set refutes the claim).",
     quick={"datasets": ["mnist"], "n": 32, "width": 4096, "steps": 60, "record_every": 6, "seed": 0},
     full={"datasets": ["mnist", "fashion_mnist"], "n": 32, "width": 16384, "steps": 120, "record_every": 4,
           "seed": 0},
