@@ -64,6 +64,9 @@ def _sharpness(objective: FiniteSum, theta0: Array) -> Array:
     return sharpness(objective.loss, theta0, key=jax.random.key(1))
 
 
+_manifold_velocity = eqx.filter_jit(flows.manifold_velocity)  # one compilation, not op by op
+
+
 @eqx.filter_jit
 def _losses(objective: FiniteSum, thetas: Array) -> Array:
     return jax.vmap(objective.loss)(thetas)
@@ -78,7 +81,8 @@ def _problem(n: int, hidden: tuple[int, ...], pca: int, seed: int, x64: bool):
     x = np.asarray(data.x_train, np.float64)
     if pca:
         x = _pca(x, pca)
-    net = Autoencoder((x.shape[1], *hidden, x.shape[1]), key=jax.random.key(seed))
+    # compiled once: equinox's eager initialisation dispatches (and compiles) op by op
+    net = eqx.filter_jit(Autoencoder)((x.shape[1], *hidden, x.shape[1]), key=jax.random.key(seed))
     theta0, unravel = ravel_pytree(net)
     inputs = jnp.asarray(x, theta0.dtype)
     objective = _Reconstruction(inputs, inputs, unravel)
@@ -98,7 +102,7 @@ def _iterates(key: tuple, method: str, momentum: float, h: float, horizon_steps:
     objective, theta0, _ = _problem(*key)
     stepper = _METHODS[method](jnp.asarray(h), jnp.asarray(momentum))
     at = np.arange(checkpoints + 1) * (horizon_steps // checkpoints)
-    v0 = flows.manifold_velocity(stepper, objective, theta0)
+    v0 = _manifold_velocity(stepper, objective, theta0)
     noise = Minibatch(batch) if batch else None
     traj = run(stepper, objective, theta0, int(at[-1]), record_at=at, v0=v0, noise=noise,
                key=jax.random.key(seed), progress=False)
