@@ -194,9 +194,11 @@ def _measure_rows(key, methods, momentum, hs, T, horizon, checkpoints, variant, 
     return rows, loss_orders, curves
 
 
-def _measure_minibatch(key, method, momentum, hs, T, horizon, checkpoints, batch, seeds, rtol) -> dict:
-    """RMS over seeds of ``sup_j ‖θ_{n_j} − θ(n_j h)‖`` against the rescaled gradient flow, per ``h``."""
-    flow = _solve(key, "rescaled", method, momentum, hs, hs[0], T, checkpoints, rtol)[0]
+def _measure_minibatch(key, method, momentum, hs, T, horizon, checkpoints, batch, seeds, rtol, variant) -> dict:
+    """RMS over seeds of ``sup_j ‖θ_{n_j} − θ(n_j h)‖`` against the rescaled gradient flow (or the variant's model in
+    its place), per ``h``."""
+    model_id = _model_id("rescaled gradient flow", variant)
+    flow = _solve(key, model_id, method, momentum, hs, hs[0], T, checkpoints, rtol)[0]
     rms = []
     for h in hs:
         sq = [np.max(np.sum((_iterates(key, method, momentum, float(h), round(horizon * hs[-1] / h), checkpoints, batch,
@@ -243,7 +245,7 @@ def _measure(methods, momentum, n, hidden, pca, top, n_h, horizon_steps, checkpo
     rows, loss_orders, curves = _measure_rows(key, methods, momentum, hs, T, horizon_steps, checkpoints, variant, rtol)
     if minibatch:
         rows[f"{methods[0]}, minibatch {minibatch}, rescaled gradient flow"] = _measure_minibatch(
-            key, methods[0], momentum, hs, T, horizon_steps, checkpoints, minibatch, seeds, rtol)
+            key, methods[0], momentum, hs, T, horizon_steps, checkpoints, minibatch, seeds, rtol, variant)
     loss = curves[f"{methods[0]}, iterates"]
     d = theta0.size
     sizes = [objective.inputs.shape[1], *hidden, objective.inputs.shape[1]]
