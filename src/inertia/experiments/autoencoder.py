@@ -225,8 +225,8 @@ def _measure_minibatch(key, method, momentum, hs, T, horizon, checkpoints, batch
               "paper's own minibatch measure was not reached [open]); judged by the same rule around ½.",
     quick={"methods": ["heavy ball"], "momentum": 0.5, "n": 128, "hidden": [16, 4, 16], "pca": 32, "top": 0.16,
            "n_h": 4, "horizon_steps": 160, "checkpoints": 8, "minibatch": 0, "seeds": 0, "rtol": 1e-11},
-    full={"methods": ["heavy ball", "Nesterov"], "momentum": 0.5, "n": 256, "hidden": [32, 8, 32], "pca": 0,
-          "top": 0.16, "n_h": 5, "horizon_steps": 160, "checkpoints": 16, "minibatch": 32, "seeds": 8,
+    full={"methods": ["heavy ball", "Nesterov"], "momentum": 0.5, "n": 128, "hidden": [32, 8, 32], "pca": 0,
+          "top": 0.16, "n_h": 4, "horizon_steps": 160, "checkpoints": 8, "minibatch": 32, "seeds": 6,
           "rtol": 1e-11},
     judge=_judge, draw=lambda numbers: _draw(numbers),
     controls=[
