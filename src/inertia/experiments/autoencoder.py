@@ -267,7 +267,8 @@ def _draw(numbers: dict) -> list:
            title=f"Autoencoder {numbers['problem']['sizes']}, λ = {numbers['problem']['momentum']}")
     ax.set_xticks(hs, [f"{h:.2g}" for h in hs], fontsize=7)
     ax.xaxis.set_minor_formatter(plt.NullFormatter())
-    ax.legend(fontsize=7, loc="lower right", title="fitted order ± 99% interval; dotted: expected slope", title_fontsize=7)
+    ax.legend(fontsize=7, loc="lower right", title="fitted order ± 99% interval; dotted: expected slope",
+              title_fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
     ts = plot["ts"]
     for label, loss in plot["curves"].items():
