@@ -28,6 +28,7 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array
 
 from .. import flows
+from .._checks import InertiaError
 from ..hessian import sharpness
 from ..methods import HeavyBall, Method, Nesterov
 from ..nn import Autoencoder, Dataset, load
@@ -35,7 +36,7 @@ from ..noise import Minibatch
 from ..objectives import FiniteSum
 from ..simulate import run
 from ._registry import Control, claim, plot_data, verdict
-from ._stats import fitted_order, order_identified
+from ._stats import fitted_order, order_row, orders_summary
 
 _METHODS = {"heavy ball": HeavyBall, "Nesterov": Nesterov}
 
@@ -157,20 +158,12 @@ def _solve(key, model_id, method, momentum, hs, h, T, checkpoints, rtol):
                  rtol)
 
 
-def _row(hs, distances, expected) -> dict:
-    fit = fitted_order(hs, distances)
-    return {**fit, "expected": expected, "inside": order_identified(fit, expected), "hs": np.asarray(hs),
-            "errors": np.asarray(distances)}
-
-
 def _judge(numbers: dict) -> tuple:
     """Holds iff every fitted order's 99% interval lies inside its expected order ± ½."""
-    rows = numbers["orders"]
-    text = "; ".join(f"{k}: {r['order']:.3f} ± {r['t'] * r['se']:.3f} (expected {r['expected']}"
-                     f"{'' if r['inside'] else ', OUTSIDE'})" for k, r in rows.items())
+    inside, text = orders_summary(numbers["orders"])
     losses = "; ".join(f"{k}: {v:.2f}" for k, v in numbers["loss_orders"].items())
     p = numbers["problem"]
-    return verdict(all(r["inside"] for r in rows.values())), (
+    return verdict(inside), (
         f"Autoencoder {p['sizes']} on {p['n']} MNIST digits{p['input']}, {p['parameters']} parameters, λ = "
         f"{p['momentum']}, L = {p['L']:.3g}, T = {p['T']:.3g} (loss {p['loss0']:.4f} → {p['loss_T']:.4f}). Fitted "
         f"orders "
@@ -187,7 +180,7 @@ def _measure_rows(key, methods, momentum, hs, T, horizon, checkpoints, variant, 
             solved = [_solve(key, model_id, name, momentum, hs, h, T, checkpoints, rtol) for h in hs]
             distance = [np.max(np.linalg.norm(r[0] - s[0], axis=1)) for r, s in zip(runs, solved)]
             gap = [np.max(np.abs(r[1] - s[1])) for r, s in zip(runs, solved)]
-            rows[f"{name}, {label}"] = _row(hs, distance, expected)
+            rows[f"{name}, {label}"] = order_row(hs, distance, expected)
             loss_orders[f"{name}, {label}"] = fitted_order(hs, gap)["order"]
             curves[f"{name}, {label}"] = solved[-1][1]
         curves[f"{name}, iterates"] = runs[-1][1]
@@ -204,7 +197,7 @@ def _measure_minibatch(key, method, momentum, hs, T, horizon, checkpoints, batch
         sq = [np.max(np.sum((_iterates(key, method, momentum, float(h), round(horizon * hs[-1] / h), checkpoints, batch,
                                        s)[0] - flow) ** 2, axis=1)) for s in range(seeds)]
         rms.append(float(np.sqrt(np.mean(sq))))
-    return _row(hs, rms, 0.5)
+    return order_row(hs, rms, 0.5)
 
 
 @claim(
@@ -238,6 +231,8 @@ def _measure_minibatch(key, method, momentum, hs, T, horizon, checkpoints, batch
 )
 def _measure(methods, momentum, n, hidden, pca, top, n_h, horizon_steps, checkpoints, minibatch, seeds, rtol,
              variant: str = "correct") -> dict:
+    if horizon_steps % checkpoints:
+        raise InertiaError(f"horizon_steps must be a multiple of checkpoints ({checkpoints}); got {horizon_steps}")
     key = (n, tuple(hidden), pca, 0, bool(jax.config.read("jax_enable_x64")))
     objective, theta0, L = _problem(*key)
     hs = _steps(L, momentum, top, n_h)
