@@ -16,6 +16,7 @@ from inertia import GD, Adam, HeavyBall, InertiaError, Nesterov, RMSProp, from_o
 from inertia.nn import (
     CNN,
     MLP,
+    Autoencoder,
     ResNet,
     SentenceClassifier,
     TwoLayerReLU,
@@ -191,6 +192,26 @@ def test_two_layer_relu_is_the_formula_and_its_readout_gets_no_gradient():
     assert set(np.unique(net.readout)) == {-1.0, 1.0}
     grads = jax.grad(lambda m: m(x))(net)
     assert float(jnp.abs(grads.readout).max()) == 0.0
+
+
+def test_autoencoder_is_the_formula_and_smooth():
+    net = Autoencoder((6, 4, 2, 4, 6), key=jax.random.key(0))
+    x = jnp.linspace(-1, 1, 6)
+    h = x
+    for layer in net.layers[:-1]:
+        h = np.tanh(np.asarray(layer.weight) @ h + np.asarray(layer.bias))
+    expected = np.asarray(net.layers[-1].weight) @ h + np.asarray(net.layers[-1].bias)
+    np.testing.assert_allclose(np.asarray(net(x)), expected, rtol=1e-5, atol=1e-6)
+    # tanh units: the loss is C², so a Hessian-vector product matches central differences of the gradient to O(ε²)
+    flat, unravel = ravel_pytree(net)
+    loss = lambda z: 0.5 * jnp.sum((unravel(z)(x) - x) ** 2)
+    v = jax.random.normal(jax.random.key(1), flat.shape)
+    hv = jax.jvp(jax.grad(loss), (flat,), (v,))[1]
+    eps = 1e-2
+    fd = (jax.grad(loss)(flat + eps * v) - jax.grad(loss)(flat - eps * v)) / (2 * eps)
+    assert float(jnp.linalg.norm(fd - hv) / jnp.linalg.norm(hv)) < 1e-3
+    with pytest.raises(InertiaError, match="sizes"):
+        Autoencoder((6, 4, 5), key=jax.random.key(0))
 
 
 def test_cnn_is_translation_equivariant_before_pooling():

@@ -147,3 +147,10 @@ def test_kernel_conditions_hold_when_wide_and_fail_when_narrow():
         assert c["lambda0"] == lam0 and c["max_drift"] == 0.0 and c["holds"] is expected
         assert abs(c["init_gap"] - np.linalg.norm(ntk.gram(w0, x) - ntk.gram_infinity(x), 2)) < 1e-12
     assert ntk.kernel_conditions(w0, x, lam0 / 3)["holds"] is False  # a drift beyond λ₀/4 breaks them
+
+
+def test_du_width_is_the_theorem_order_with_unit_constant():
+    # n⁶/(λ₀⁴δ³): n = 2, λ₀ = 0.5, δ = 0.5 gives 64/(0.0625·0.125) = 8192
+    assert ntk.du_width(2, 0.5, 0.5) == 8192.0
+    with pytest.raises(InertiaError, match="delta"):
+        ntk.du_width(2, 0.5, 1.5)

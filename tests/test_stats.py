@@ -1,6 +1,7 @@
 """The claims' shared statistics against closed forms and simulation."""
 
 import numpy as np
+import pytest
 from scipy import stats
 
 from inertia.experiments import _stats
@@ -84,3 +85,12 @@ def test_order_identified_singles_out_one_integer():
     noisy = _stats.fitted_order(hs, hs**3 * np.exp(np.random.default_rng(0).normal(0, 0.5, hs.size)))
     assert not _stats.order_identified(noisy, 3)  # an interval wider than one order identifies nothing
     assert not _stats.order_identified({"order": 3.0, "se": float("nan"), "t": 5.0}, 3)
+
+
+def test_order_row_and_summary_decide_by_the_interval():
+    hs = np.array([0.01, 0.02, 0.04, 0.08])
+    errors = 3 * hs**2 * (1 + 0.1 * hs)  # order 2 with a small pre-asymptotic term
+    right, wrong = _stats.order_row(hs, errors, 2), _stats.order_row(hs, errors, 1)
+    assert right["order"] == pytest.approx(2.0, abs=0.01) and right["inside"] and not wrong["inside"]
+    inside, text = _stats.orders_summary({"a": right, "b": wrong})
+    assert not inside and "b: 2.0" in text and "OUTSIDE" in text and _stats.orders_summary({"a": right})[0]

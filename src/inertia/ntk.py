@@ -37,7 +37,7 @@ from .objectives import Quadratic
 from .simulate import run
 from .stability import rate
 
-__all__ = ["accelerated_parameters", "du_bound", "gram", "gram_drift", "gram_infinity", "kernel_residuals",
+__all__ = ["accelerated_parameters", "du_bound", "du_width", "gram", "gram_drift", "gram_infinity", "kernel_residuals",
            "predicted_rate", "spectrum", "high_resolution_parameters", "liu_exponent", "liu_bound", "kernel_conditions"]
 
 
@@ -124,6 +124,18 @@ def du_bound(h: float, lambda0: float) -> float:
     check_positive("h", h)
     check_positive("lambda0", lambda0)
     return 1.0 - h * lambda0 / 2
+
+
+def du_width(n: int, lambda0: float, delta: float = 0.1) -> float:
+    """``n⁶/(λ₀⁴δ³)``: the order of Du et al.'s width condition ``m = Ω(n⁶/(λ₀⁴δ³))`` (ICLR 2019, Thm 4.1), under
+    which GD's linear rate holds with probability ``1 − δ``, with its unknown constant set to 1. A sufficient
+    condition, far from necessary: experiments check the kernel conditions it exists to guarantee instead
+    (`kernel_conditions`). Liu et al.'s width bound serves the same purpose; its constants are [open]."""
+    check_positive("n", n)
+    check_positive("lambda0", lambda0)
+    if not 0 < delta < 1:
+        raise InertiaError(f"delta must lie in (0, 1); got {delta}")
+    return float(n) ** 6 / (float(lambda0) ** 4 * float(delta) ** 3)
 
 
 def accelerated_parameters(H: ArrayLike, c: float = 0.5) -> dict:

@@ -6,6 +6,10 @@ Regenerate with ``python -m inertia.cli._claims``.
 
 #: claim id → (paper, title), in registration order.
 CLAIM_LIST: dict[str, tuple[str, str]] = {
+    "ks-autoencoder":
+        ("kovachki-stuart-2021",
+         "Heavy ball and Nesterov training a deep autoencoder on MNIST follow the rescaled flow to O(h) and "
+         "the modified-loss flow to O(h²)"),
     "ks-momentum-orders":
         ("kovachki-stuart-2021",
          "Momentum follows the rescaled gradient flow to O(h) and the modified flows to O(h²)"),

@@ -4,6 +4,7 @@
 """
 
 from . import (  # noqa: F401  (registration, in report order)
+    autoencoder,
     continuous_time,
     conventions,
     drift,

@@ -6,7 +6,8 @@
 - `tost_seeds`: the number of seeds per arm that gives a TOST the requested power (normal approximation).
 - `fitted_order`: a log–log slope with its standard error, and the t quantile for an interval on it;
   `fitted_slope`: the same for a log-linear slope (an exponential rate).
-- `order_identified`: whether that interval singles out one integer order.
+- `order_identified`: whether that interval singles out one integer order; `order_row` and `orders_summary`: a fitted
+  order with its decision, and the text of a table of them.
 """
 
 from __future__ import annotations
@@ -137,3 +138,17 @@ def order_identified(fit: dict, expected: int) -> bool:
     """
     half = fit["t"] * fit["se"]
     return bool(np.isfinite(half) and expected - 0.5 < fit["order"] - half and fit["order"] + half < expected + 0.5)
+
+
+def order_row(hs, errors, expected) -> dict:
+    """`fitted_order` of ``errors`` against ``hs``, with ``expected``, ``inside`` (`order_identified`) and the data."""
+    fit = fitted_order(hs, errors)
+    return {**fit, "expected": expected, "inside": order_identified(fit, expected), "hs": np.asarray(hs),
+            "errors": np.asarray(errors)}
+
+
+def orders_summary(rows: dict) -> tuple[bool, str]:
+    """``(every row inside, "label: order ± t·se (expected p[, OUTSIDE]); …")`` for rows of `order_row`."""
+    text = "; ".join(f"{k}: {r['order']:.3f} ± {r['t'] * r['se']:.3f} (expected {r['expected']}"
+                     f"{'' if r['inside'] else ', OUTSIDE'})" for k, r in rows.items())
+    return all(r["inside"] for r in rows.values()), text

@@ -22,7 +22,7 @@ from ..objectives import Function, Quadratic
 from ..order import attraction_rate, convergence_order
 from ..simulate import run
 from ._registry import Control, claim, plot_data, verdict
-from ._stats import fitted_order, order_identified
+from ._stats import order_row, orders_summary
 
 
 def _bowl(x):
@@ -35,18 +35,10 @@ X0 = np.array([1.5, 1.0])
 _METHODS = {"heavy ball": HeavyBall, "Nesterov": Nesterov}
 
 
-def _order_row(hs, errors, expected) -> dict:
-    fit = fitted_order(hs, errors)
-    return {**fit, "expected": expected, "inside": order_identified(fit, expected), "hs": np.asarray(hs),
-            "errors": np.asarray(errors)}
-
-
 def _judge_orders(numbers: dict) -> tuple:
     """Holds iff every fitted order's 99% interval lies inside its expected order ± ½."""
-    rows = numbers["orders"]
-    text = "; ".join(f"{k}: {r['order']:.3f} ± {r['t'] * r['se']:.3f} (expected {r['expected']}"
-                     f"{'' if r['inside'] else ', OUTSIDE'})" for k, r in rows.items())
-    return verdict(all(r["inside"] for r in rows.values())), (
+    inside, text = orders_summary(numbers["orders"])
+    return verdict(inside), (
         f"Fitted orders with 99% intervals (each must lie inside expected ± 0.5): {text}.")
 
 
@@ -143,7 +135,7 @@ def _ks_orders(methods, momentum, T, h_min, n_h, models, variant: str = "correct
         for label in models:
             model, expected = _model(_MOMENTUM_MODELS, label, variant)
             r = convergence_order(method, model, BOWL, X0, T, hs)
-            rows[f"{name}, {label}"] = _order_row(r.hs, r.errors, expected)
+            rows[f"{name}, {label}"] = order_row(r.hs, r.errors, expected)
     return {"orders": rows, "plot": {"methods": methods, "momentum": momentum, "T": T}}
 
 
@@ -180,7 +172,7 @@ def _gd_orders(T, h_min, n_h, models, variant: str = "correct") -> dict:
     for label in models:
         model, expected = _model(_GD_MODELS, label, variant)
         r = convergence_order(GD(0.01), model, BOWL, X0, T, hs)
-        rows[label] = _order_row(r.hs, r.errors, expected)
+        rows[label] = order_row(r.hs, r.errors, expected)
     return {"orders": rows, "plot": {"T": T}}
 
 
@@ -256,7 +248,7 @@ def _invariant_manifold(cases, T, n_h, variant: str = "correct") -> dict:
             traj = run(method, BOWL, X0, n, record_at=[0, n])  # same shapes for every h: one compiled program
             errors.append(float(_distance(method, traj.x, traj.velocity, variant)[-1]))
         label = f"{name}, λ={lam}"
-        rows[label] = _order_row(hs, errors, 3)
+        rows[label] = order_row(hs, errors, 3)
         top = _METHODS[name](hs[-1], lam)
         rate, distances[label] = attraction_rate(top, BOWL, X0, 60)
         attraction[label] = {"rate": rate, "momentum": lam, "h": float(hs[-1])}
@@ -366,7 +358,7 @@ def _principal(hs, top_amplitude, n_amplitudes, steps, model, quadratic_eigenval
             ts = np.linspace(0, steps * h, per_step * steps + 1)
             model_x = np.asarray(flows.solve(flow, BOWL, x0, ts=ts, rtol=1e-11, atol=1e-15).x)
             errors.append(_relative_error(discrete, model_x[::per_step]))
-        rows[f"h={h} (hμ_max={hmu:.2f})"] = _order_row(amplitudes, errors, 1)
+        rows[f"h={h} (hμ_max={hmu:.2f})"] = order_row(amplitudes, errors, 1)
         paths[h] = (ts, model_x, discrete, hmu, amplitudes[-1])
         sanity[f"h={h}"] = _principal_quadratic(quadratic_eigenvalues, h, steps)
     return {"model": model, "orders": rows, "quadratic_relative_error": sanity,

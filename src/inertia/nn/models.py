@@ -5,6 +5,8 @@
 - `ResNet`: a small residual network for images (He et al., CVPR 2016) with GroupNorm (Wu & He, ECCV 2018)
   in place of BatchNorm, so that one example's output never depends on the others in its batch (it vmaps over
   configurations and seeds with no running statistics).
+- `Autoencoder`: a fully connected autoencoder with smooth (tanh) hidden units and a linear output, the kind of
+  network of Hinton & Salakhutdinov (Science 2006) that Kovachki & Stuart (JMLR 2021, §5) train with momentum.
 - `TwoLayerReLU`: ``f(W, a, x) = (1/√m) Σ_r a_r relu(w_rᵀx)`` of Du et al. (ICLR 2019) and docs/theory.md §4,
   with ``w_r(0) ~ N(0, I)`` trained and the readout ``a_r ~ Unif{±1}`` fixed (it receives no gradient).
 """
@@ -20,7 +22,7 @@ from jaxtyping import Array
 
 from .._checks import InertiaError, check_int
 
-__all__ = ["MLP", "CNN", "ResNet", "TwoLayerReLU"]
+__all__ = ["MLP", "CNN", "ResNet", "TwoLayerReLU", "Autoencoder"]
 
 
 class MLP(eqx.Module):
@@ -178,6 +180,34 @@ class ResNet(eqx.Module):
         for block in self.blocks:
             h = block(h)
         return self.head(h.mean(axis=(1, 2)))
+
+
+class Autoencoder(eqx.Module):
+    """A fully connected autoencoder ``sizes[0] → sizes[1] → … → sizes[-1]``, tanh hidden units, linear output.
+
+    The architecture family of Hinton & Salakhutdinov (Science 2006, 784-1000-500-250-30 and back, logistic units),
+    which Kovachki & Stuart (JMLR 2021, §5) train with heavy ball and Nesterov; tanh keeps the loss smooth (C^∞),
+    as their modified equations need (a ReLU network's Hessian jumps). Equinox's default initialisation.
+
+    **Arguments:** ``sizes``: at least three layer sizes with ``sizes[-1] == sizes[0]`` (e.g. ``(784, 32, 8, 32,
+    784)``); ``key`` (keyword-only).
+    """
+
+    layers: tuple[eqx.nn.Linear, ...]
+
+    def __init__(self, sizes: tuple[int, ...] | list[int], *, key: Array):
+        sizes = tuple(sizes)
+        if len(sizes) < 3 or sizes[-1] != sizes[0]:
+            raise InertiaError(f"sizes must hold >= 3 layer sizes, the last equal to the first; got {sizes}")
+        for size in sizes:
+            check_int("sizes", size, 1)
+        keys = jax.random.split(key, len(sizes) - 1)
+        self.layers = tuple(eqx.nn.Linear(a, b, key=k) for a, b, k in zip(sizes[:-1], sizes[1:], keys))
+
+    def __call__(self, x: Array) -> Array:
+        for layer in self.layers[:-1]:
+            x = jnp.tanh(layer(x))
+        return self.layers[-1](x)
 
 
 class TwoLayerReLU(eqx.Module):
