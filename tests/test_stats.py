@@ -84,3 +84,14 @@ def test_order_identified_singles_out_one_integer():
     noisy = _stats.fitted_order(hs, hs**3 * np.exp(np.random.default_rng(0).normal(0, 0.5, hs.size)))
     assert not _stats.order_identified(noisy, 3)  # an interval wider than one order identifies nothing
     assert not _stats.order_identified({"order": 3.0, "se": float("nan"), "t": 5.0}, 3)
+
+
+def test_paired_interval_matches_scipy_and_paired_tost_uses_it():
+    rng = np.random.default_rng(5)
+    a = rng.normal(0, 1, 10)
+    b = a + rng.normal(0.3, 0.1, 10)
+    ci = stats.ttest_rel(a, b).confidence_interval(0.9)
+    p = _stats.paired(a, b, level=0.9)
+    assert abs(p["low"] - ci.low) < 1e-10 and abs(p["high"] - ci.high) < 1e-10
+    t = _stats.tost(a, b, 0.5, pairs=True)
+    assert abs(t["low"] - ci.low) < 1e-10 and t["equivalent"] == (ci.low > -0.5 and ci.high < 0.5)
