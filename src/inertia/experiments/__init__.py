@@ -9,6 +9,8 @@ from . import (  # noqa: F401  (registration, in report order)
     drift,
     escape,
     gan,
+    gan_mnist,
+    igr,
     high_resolution,
     lzu_applications,
     marginal_value,
