@@ -26,6 +26,7 @@ from ..games import Game, cancel_interaction, play
 from ..nn.data import average_pool, load
 from ..nn.models import MLP
 from ..nn.scores import frechet_distance
+from ._compile import run_once
 from ._registry import Control, claim, plot_data, verdict
 from ._stats import paired
 
@@ -66,7 +67,7 @@ def _classifier(width: int = 64, steps: int = 200, batch: int = 256, lr: float =
         return (optax.apply_updates(p, updates), state), None
 
     keys = jax.random.split(jax.random.PRNGKey(8), steps)
-    (params, _), _ = jax.jit(lambda p: jax.lax.scan(step, (p, opt.init(p)), keys))(params)
+    (params, _), _ = run_once(lambda p: jax.lax.scan(step, (p, opt.init(p)), keys), params)
     net = eqx.combine(params, static)
     accuracy = float(jnp.mean(jnp.argmax(jax.vmap(net)(x_test), -1) == y_test))
     features = jax.jit(jax.vmap(lambda v: jax.nn.relu(net.layers[0](v))))
@@ -139,7 +140,7 @@ def _scores(alternating: bool, strengths: tuple, seeds: int, seed0: int, steps: 
     keys = jax.random.split(jax.random.PRNGKey(seed0), seeds)
     train = jax.vmap(jax.vmap(lambda k, s: _train(k, s, jnp.asarray(x), h_d, h_g, alternating, steps, batch,
                                                       noise, width), (None, 0)), (0, None))
-    thetas = eqx.filter_jit(train)(keys, jnp.asarray(strengths))
+    thetas = run_once(train, keys, jnp.asarray(strengths))
     unravel_g = ravel_pytree(_Generator(noise, width, jax.random.PRNGKey(0)))[1]
     z = jax.random.normal(jax.random.PRNGKey(1), (_SAMPLES, noise))
     test_features = np.asarray(features(jnp.asarray(x_test[:_SAMPLES])))

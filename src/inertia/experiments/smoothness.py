@@ -20,6 +20,7 @@ import optax
 
 from ..nn.data import average_pool, load, standardise
 from ..smoothness import SpectralLinear, spectral_norm
+from ._compile import run_once
 from ._registry import Control, claim, verdict
 from ._stats import tost, tost_seeds, welch
 
@@ -88,13 +89,14 @@ def _train(key, data, arm, lr, eps, steps, width, lipschitz):
 
 
 @functools.lru_cache(maxsize=4)
-def _arms(seed0: int, seeds: int, n_train: int, lr: float, eps: float, steps: int, width: int) -> dict:
-    """Test loss and accuracy of every arm over ``seeds`` initialisations: ``{arm: (losses, accuracies)}``."""
-    data = _digits(n_train)
-    keys = jax.random.split(jax.random.PRNGKey(seed0), seeds)
-    results = {arm: eqx.filter_jit(jax.vmap(lambda k, a=arm: _train(k, data, a, lr, eps, steps, width, 1.0)))(keys)
-               for arm in _ARMS}
-    return {a: (np.asarray(r[0]).tolist(), np.asarray(r[1]).tolist()) for a, r in results.items()}
+def _arms(seeds: int, pilot_seeds: int, n_train: int, lr: float, eps: float, steps: int, width: int) -> dict:
+    """Test loss and accuracy of every arm: ``{arm: (losses, accuracies)}``, the ``pilot_seeds`` pilot
+    initialisations first, then the ``seeds`` test ones (one compiled program per arm)."""
+    keys = jnp.concatenate([jax.random.split(jax.random.PRNGKey(_PILOT_SEED), pilot_seeds),
+                            jax.random.split(jax.random.PRNGKey(0), seeds)])
+    results = {arm: run_once(jax.vmap(lambda k, d, a=arm: _train(k, d, a, lr, eps, steps, width, 1.0), (0, None)),
+                             keys, _digits(n_train)) for arm in _ARMS}
+    return {a: (np.asarray(r[0]), np.asarray(r[1])) for a, r in results.items()}
 
 
 def _judge(numbers: dict) -> tuple:
@@ -147,11 +149,11 @@ def _draw(numbers: dict) -> list:
 def _measure(seeds: int, pilot_seeds: int, n_train: int, steps: int, lr: float, eps: float, width: int,
              compared: str = "rescaled") -> dict:
     config = dict(n_train=n_train, lr=lr, eps=eps, steps=steps, width=width)
-    pilot_runs = _arms(_PILOT_SEED, pilot_seeds, **config)
-    pilot = welch(pilot_runs["plain"][0], pilot_runs["spectral-norm"][0])
+    runs = _arms(seeds, pilot_seeds, **config)
+    pilot = welch(runs["plain"][0][:pilot_seeds], runs["spectral-norm"][0][:pilot_seeds])
     margin = _MARGIN_FRACTION * abs(pilot["difference"])
-    runs = _arms(0, seeds, **config)
-    loss, acc = {a: r[0] for a, r in runs.items()}, {a: r[1] for a, r in runs.items()}
+    loss = {a: r[0][pilot_seeds:].tolist() for a, r in runs.items()}
+    acc = {a: r[1][pilot_seeds:].tolist() for a, r in runs.items()}
     result = tost(loss[compared], loss["spectral-norm"], margin)
     sd = float(np.sqrt((np.var(loss[compared], ddof=1) + np.var(loss["spectral-norm"], ddof=1)) / 2))
     return {"accuracy": acc, "loss": loss, "tost": result, "compared": compared, "seeds": seeds,
