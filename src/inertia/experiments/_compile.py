@@ -11,7 +11,7 @@ from typing import Callable
 
 import jax
 
-_OPTIONS = {"xla_backend_optimization_level": 0}
+_OPTIONS: dict[str, str | bool] = {"xla_backend_optimization_level": "0"}
 
 
 def run_once(fn: Callable, *args):

@@ -23,10 +23,10 @@ from jax.flatten_util import ravel_pytree
 from scipy import stats
 
 from ..games import Game, cancel_interaction, play
-from ..nn.data import average_pool, load
 from ..nn.models import MLP
 from ..nn.scores import frechet_distance
 from ._compile import run_once
+from ._mnist import mnist_14
 from ._registry import Control, claim, plot_data, verdict
 from ._stats import paired
 
@@ -42,18 +42,10 @@ def _columns(strength: float) -> list[int]:
 
 
 @functools.lru_cache(maxsize=1)
-def _digits():
-    """Training and test digits at 14×14, scaled to [−1, 1] (the generator's tanh range), with labels."""
-    d = load("mnist", normalise=None)
-    pool = lambda x: average_pool(x, (1, 28, 28), 2) * 2 - 1  # noqa: E731
-    return pool(d.x_train), d.y_train, pool(d.x_test), d.y_test
-
-
-@functools.lru_cache(maxsize=1)
 def _classifier(width: int = 64, steps: int = 200, batch: int = 256, lr: float = 3e-3):
     """An MLP classifier trained once (Adam on random minibatches) on the training digits: ``(features, test
     accuracy)``; ``features(x)`` is its hidden ReLU layer, the space of the Fréchet distance."""
-    x, y, x_test, y_test = (jnp.asarray(a) for a in _digits())
+    x, y, x_test, y_test = (jnp.asarray(a) for a in mnist_14(None, "tanh"))
     net = MLP(_SIDE**2, 10, width=width, depth=1, key=jax.random.PRNGKey(7))
     params, static = eqx.partition(net, eqx.is_array)
     opt = optax.adam(lr)
@@ -135,7 +127,7 @@ def _scores(alternating: bool, strengths: tuple, seeds: int, seed0: int, steps: 
             batch: int, noise: int, width: int):
     """Fréchet distances, shape ``(seeds, len(strengths))``, and a few samples per strength from the first seed.
     Cached: a control that reuses a run (e.g. the wrong sign is the strengthened run) does not train it again."""
-    x, _, x_test, _ = _digits()
+    x, _, x_test, _ = mnist_14(None, "tanh")
     features, _ = _classifier()
     keys = jax.random.split(jax.random.PRNGKey(seed0), seeds)
     train = jax.vmap(jax.vmap(lambda k, s: _train(k, s, jnp.asarray(x), h_d, h_g, alternating, steps, batch,
@@ -187,8 +179,9 @@ def _judge(numbers: dict) -> tuple:
                             for n, c in numbers["alternating"].items())
     return verdict(not bad), (("; ".join(bad) + ". ") if bad else "Simultaneous GD as predicted. ") + \
         "; ".join(parts) + f" (paired {100 * (1 - _ALPHA):.0f}% intervals, {numbers['seeds']} seeds). " \
-        f"Alternating GD (not in the rule), mean FD (strength 0 = plain, +1 = cancel) — {alternating}. Classifier test accuracy " \
-        f"{100 * numbers['classifier_accuracy']:.1f}%; test-vs-train-digit FD {numbers['reference_fd']:.2f}."
+        f"Alternating GD (not in the rule), mean FD (strength 0 = plain, +1 = cancel) — {alternating}. " \
+        f"Classifier test accuracy {100 * numbers['classifier_accuracy']:.1f}%; test-vs-train-digit FD " \
+        f"{numbers['reference_fd']:.2f}."
 
 
 def _draw(numbers: dict) -> list:
@@ -243,7 +236,7 @@ def _measure(seeds: int, steps: int, ratios: list[float], h_d: float, batch: int
     if strength not in (1.0, -1.0):
         raise ValueError(f"strength must be 1 (cancel) or -1 (the wrong sign); got {strength}")
     features, accuracy = _classifier()
-    x, _, x_test, _ = _digits()
+    x, _, x_test, _ = mnist_14(None, "tanh")
     reference = frechet_distance(np.asarray(features(jnp.asarray(x[:_SAMPLES]))),
                                  np.asarray(features(jnp.asarray(x_test[:_SAMPLES]))))
     cells, alternating, samples = {}, {}, None
@@ -262,4 +255,5 @@ def _measure(seeds: int, steps: int, ratios: list[float], h_d: float, batch: int
                                                           for i, s in enumerate(alternating_strengths)}
     return {"cells": cells, "alternating": alternating, "seeds": seeds, "classifier_accuracy": accuracy,
             "reference_fd": reference,
-            "plot": {"samples": samples, "sample_labels": ["plain", f"strength {strength:+g}", f"strength {-strength:+g}"]}}
+            "plot": {"samples": samples,
+                     "sample_labels": ["plain", f"strength {strength:+g}", f"strength {-strength:+g}"]}}

@@ -18,24 +18,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import optax
 
-from ..nn.data import average_pool, load, standardise
 from ..smoothness import SpectralLinear, spectral_norm
 from ._compile import run_once
+from ._mnist import mnist_14
 from ._registry import Control, claim, verdict
 from ._stats import tost, tost_seeds, welch
 
 _ARMS = ("spectral-norm", "plain", "rescaled")
 _MARGIN_FRACTION = 0.5  # the margin: half the effect of spectral normalisation, measured on pilot seeds
 _PILOT_SEED = 1000  # pilot initialisations, never reused for the test
-
-
-@functools.lru_cache(maxsize=2)
-def _digits(n_train: int):
-    """``(x_train, y_train, x_test, y_test)``: MNIST at 14×14, standardised with the training statistics."""
-    d = load("mnist", normalise=None)
-    pool = lambda x: average_pool(x, (1, 28, 28), 2)  # noqa: E731
-    x_train, x_test = standardise(pool(d.x_train[:n_train]), pool(d.x_test))
-    return x_train, d.y_train[:n_train], x_test, d.y_test
 
 
 class _Net(eqx.Module):
@@ -95,7 +86,7 @@ def _arms(seeds: int, pilot_seeds: int, n_train: int, lr: float, eps: float, ste
     keys = jnp.concatenate([jax.random.split(jax.random.PRNGKey(_PILOT_SEED), pilot_seeds),
                             jax.random.split(jax.random.PRNGKey(0), seeds)])
     results = {arm: run_once(jax.vmap(lambda k, d, a=arm: _train(k, d, a, lr, eps, steps, width, 1.0), (0, None)),
-                             keys, _digits(n_train)) for arm in _ARMS}
+                             keys, mnist_14(n_train)) for arm in _ARMS}
     return {a: (np.asarray(r[0]), np.asarray(r[1])) for a, r in results.items()}
 
 
