@@ -31,50 +31,56 @@ _MARGIN_FRACTION = 0.5  # the margin: half the large step's effect, measured on 
 _PILOT_SEED = 1000  # pilot initialisations, never reused for the test
 
 
-def _run(key, data, h_scale, k, igr_scale, small, steps, checks, width, lanczos):
-    """Full-batch GD from one initialisation: ``h_L = h_scale/λ_max(θ₀)``; the large arm takes ``steps`` steps of
-    ``h_L``, the small arms ``k·steps`` steps of ``h_L/k`` on ``igr_loss(L, h_L − h_L/k, scale=igr_scale)``.
-    Records the gradient norm and sharpness of ``L`` at ``checks`` equally spaced times, then test accuracy."""
+def _run(key, data, large, igr_scale, h_scale, k, steps, checks, width, lanczos):
+    """Full-batch GD from one initialisation, ``h_L = h_scale/λ_max(θ₀)``, ``h_S = h_L/k``, over ``k·steps`` ticks:
+    the large arm (``large = 1``) steps ``h_L`` on every k-th tick on ``L`` (``igr_scale = 0``); the small arms step
+    ``h_S`` on every tick on ``igr_loss(L, h_L − h_S, scale=igr_scale)``. One program serves every arm (compilation
+    is most of the cost). Records ``|∇L|`` and the sharpness of ``L`` at ``checks`` equal times, then test accuracy."""
     x, y, x_test, y_test = (jnp.asarray(a) for a in data)
     params, static = eqx.partition(MLP(x.shape[1], 10, width=width, depth=2, key=key), eqx.is_array)
     loss = lambda p: optax.softmax_cross_entropy_with_integer_labels(  # noqa: E731
         jax.vmap(eqx.combine(p, static))(x), y).mean()
     lanczos_key = jax.random.fold_in(key, 1)
     h_large = h_scale / sharpness(loss, params, key=lanczos_key, iterations=lanczos)
-    h = h_large / k if small else h_large
-    objective = igr_loss(loss, h_large - h, scale=igr_scale) if small else loss
+    h_small = h_large / k
+    gradient = jax.grad(igr_loss(loss, h_large - h_small, scale=igr_scale))
 
-    def gd(p, _):
-        return jax.tree_util.tree_map(lambda w, g: w - h * g, p, jax.grad(objective)(p)), None
+    def tick(p, i):
+        h = jnp.where(large > 0, jnp.where(i % k == 0, h_large, 0.0), h_small)
+        return jax.tree_util.tree_map(lambda w, g: w - h * g, p, gradient(p)), None
 
-    def segment(p, _):
-        p, _ = jax.lax.scan(gd, p, None, length=(k * steps if small else steps) // checks)
-        g = jax.grad(loss)(p)
-        norm = jnp.sqrt(sum(jnp.sum(leaf**2) for leaf in jax.tree_util.tree_leaves(g)))
+    def segment(p, ticks):
+        p, _ = jax.lax.scan(tick, p, ticks)
+        norm = jnp.sqrt(sum(jnp.sum(leaf**2) for leaf in jax.tree_util.tree_leaves(jax.grad(loss)(p))))
         return p, (norm, sharpness(loss, p, key=lanczos_key, iterations=lanczos), loss(p))
 
-    params, (norms, sharp, losses) = jax.lax.scan(segment, params, None, length=checks)
+    ticks = jnp.arange(k * steps).reshape(checks, -1)
+    params, (norms, sharp, losses) = jax.lax.scan(segment, params, ticks)
     accuracy = jnp.mean(jnp.argmax(jax.vmap(eqx.combine(params, static))(x_test), -1) == y_test)
     return norms, sharp, losses, accuracy, h_large
 
 
-# one compiled program per arm kind (the controls reuse it): seeds and the regulariser's scale are traced. Default
-# XLA optimisation: this program runs long enough that `run_once`'s level 0 costs more than it saves.
-_runs = eqx.filter_jit(jax.vmap(_run, in_axes=(0, None, None, None, None, None, None, None, None, None)))
+# seeds × arms in one compiled program, reused by the controls (same shapes): arms and seeds are traced
+_runs = eqx.filter_jit(jax.vmap(jax.vmap(_run, in_axes=(None, None, 0, 0) + (None,) * 6),
+                                in_axes=(0, None, None, None) + (None,) * 6))
 
 
-@functools.lru_cache(maxsize=16)
-def _arm(arm: str, igr_scale: float, seeds: int, pilot_seeds: int, n_train: int, h_scale: float, k: int, steps: int,
-         checks: int, width: int, lanczos: int) -> dict:
-    """One arm on the pilot initialisations (first ``pilot_seeds`` rows) and then the ``seeds`` test ones (cached:
-    the controls rerun only the arm they change)."""
+@functools.lru_cache(maxsize=8)
+def _arms(igr_scale: float, seeds: int, pilot_seeds: int, n_train: int, h_scale: float, k: int, steps: int,
+          checks: int, width: int, lanczos: int) -> dict:
+    """The arms large, small and regularised (scale ``igr_scale``) on the pilot initialisations (first
+    ``pilot_seeds`` rows) and then the ``seeds`` test ones."""
+    if steps % checks:
+        raise ValueError(f"steps ({steps}) must be a multiple of checks ({checks})")
     keys = jnp.concatenate([jax.random.split(jax.random.PRNGKey(_PILOT_SEED), pilot_seeds),
                             jax.random.split(jax.random.PRNGKey(0), seeds)])
-    out = _runs(keys, mnist_14(n_train), h_scale, k, jnp.asarray(igr_scale, jnp.float32), arm != "large", steps,
-                checks, width, lanczos)
+    out = _runs(keys, mnist_14(n_train), jnp.array([1.0, 0.0, 0.0]), jnp.array([0.0, 0.0, igr_scale]), h_scale, k,
+                steps, checks, width, lanczos)
     norms, sharp, losses, accuracy, h_large = (np.asarray(a) for a in out)
-    return {"gradient norm": norms, "sharpness": sharp, "loss": losses, "accuracy": accuracy, "h_large": h_large,
-            "log gradient norm": np.log(norms).mean(1), "log sharpness": np.log(sharp).mean(1)}
+    return {arm: {"gradient norm": norms[:, i], "sharpness": sharp[:, i], "loss": losses[:, i],
+                  "accuracy": accuracy[:, i], "h_large": h_large[:, i],
+                  "log gradient norm": np.log(norms[:, i]).mean(1), "log sharpness": np.log(sharp[:, i]).mean(1)}
+            for i, arm in enumerate(("large", "small", "regularised"))}
 
 
 def _split(run: dict, pilot_seeds: int) -> tuple[dict, dict]:
@@ -143,8 +149,8 @@ def _measure(seeds: int, pilot_seeds: int, n_train: int, h_scale: float, k: int,
     config = dict(n_train=n_train, h_scale=h_scale, k=k, steps=steps, checks=checks, width=width, lanczos=lanczos)
     config.update(seeds=seeds, pilot_seeds=pilot_seeds)
     pilot, runs = {}, {}
-    for name, arm, scale in (("large", "large", 0.0), ("small", "small", 0.0), ("regularised", "small", igr_scale)):
-        pilot[name], runs[name] = _split(_arm(arm, float(scale), **config), pilot_seeds)
+    for name, arm in _arms(float(igr_scale), **config).items():
+        pilot[name], runs[name] = _split(arm, pilot_seeds)
     effect = {m: float(np.mean(pilot["small"][m] - pilot["large"][m])) for m in _METRICS}
     result = {m: tost(runs["regularised"][m], runs["large"][m], _MARGIN_FRACTION * abs(effect[m]), _ALPHA,
                       pairs=True) for m in _METRICS}
