@@ -136,7 +136,7 @@ def _draw(numbers: dict) -> list:
               "95% paired interval, not judged. A diverged run is never equivalent.",
     quick={"seeds": 6, "pilot_seeds": 3, "n_train": 500, "h_scale": 1.0, "k": 2, "steps": 50, "checks": 5,
            "width": 32, "lanczos": 10},
-    full={"seeds": 16, "pilot_seeds": 6, "n_train": 4000, "h_scale": 1.0, "k": 4, "steps": 200, "checks": 20,
+    full={"seeds": 12, "pilot_seeds": 4, "n_train": 2000, "h_scale": 1.0, "k": 4, "steps": 100, "checks": 10,
           "width": 32, "lanczos": 20},
     judge=_judge, draw=_draw, precision="float32",
     controls=[

@@ -132,7 +132,7 @@ def _draw(numbers: dict) -> list:
               "reused, so 'recovers' means 'closes more than half the gap'. Control: the plain network through "
               "the same rule.",
     quick={"seeds": 6, "pilot_seeds": 3, "n_train": 1000, "steps": 150, "lr": 1e-3, "eps": 1e-8, "width": 32},
-    full={"seeds": 24, "pilot_seeds": 8, "n_train": 4000, "steps": 600, "lr": 1e-3, "eps": 1e-8, "width": 64},
+    full={"seeds": 16, "pilot_seeds": 6, "n_train": 2000, "steps": 300, "lr": 1e-3, "eps": 1e-8, "width": 32},
     judge=_judge, draw=_draw, precision="float32",
     controls=[Control("unrescaled", "the plain network (no normalisation, unrescaled lr) compared with SN",
                       {"compared": "plain"})],
