@@ -194,9 +194,13 @@ def _draw(numbers: dict) -> list:
             axes[0].plot(np.arange(3) + 4 * i, fd[:, s], "o-", color="0.6", ms=3, lw=0.8)
         axes[0].plot(np.arange(3) + 4 * i, fd.mean(1), "s", color="C3", ms=7, label="mean" if i == 0 else None)
     axes[0].set_xticks([j + 4 * i for i in range(len(numbers["cells"])) for j in range(3)],
-                       [f"{a}\n{n.split(',')[1].strip()}" for n in numbers["cells"] for a in labels], fontsize=7)
-    axes[0].set(ylabel="classifier Fréchet distance to test digits (lower is better)",
-                title="Simultaneous GD: one line per seed")
+                       [a for _ in numbers["cells"] for a in labels], fontsize=8)
+    for i, name in enumerate(numbers["cells"]):
+        axes[0].annotate(name.split(",")[1].strip(), (4 * i + 1, 1.0), xycoords=("data", "axes fraction"),
+                         ha="center", va="bottom", fontsize=8)
+    axes[0].set_yscale("log")
+    axes[0].set(ylabel="classifier Fréchet distance to test digits (lower is better)")
+    axes[0].set_title("Simultaneous GD: one line per seed", pad=16)
     axes[0].legend()
     grid = plot["samples"]  # (arms, 16, 196)
     tiles = np.concatenate([np.concatenate(list(g[:8].reshape(8, _SIDE, _SIDE)), 1) for g in grid], 0)
