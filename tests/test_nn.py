@@ -492,3 +492,16 @@ def test_cli_ntk_prints_the_hb_rate_and_train_reports_bad_paths(capsys, tmp_path
     assert hb == pytest.approx(1 - 0.5 / np.sqrt(kappa), abs=2e-5)  # κ printed to 5 digits
     assert main(["train", "--data", "mnist", "--path", str(tmp_path / "none"), "--lr", "0.1"]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_average_pool_equals_block_means_and_rejects_a_non_dividing_factor():
+    from inertia.nn.data import average_pool
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 2 * 4 * 6)).astype(np.float32)
+    pooled = average_pool(x, (2, 4, 6), 2)
+    img = x.reshape(3, 2, 4, 6)
+    assert pooled.shape == (3, 2 * 2 * 3)
+    assert np.allclose(pooled.reshape(3, 2, 2, 3)[:, 1, 0, 2], img[:, 1, 0:2, 4:6].mean((1, 2)), atol=1e-7)
+    with pytest.raises(InertiaError, match="factor"):
+        average_pool(x, (2, 4, 6), 4)

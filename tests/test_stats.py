@@ -94,3 +94,14 @@ def test_order_row_and_summary_decide_by_the_interval():
     assert right["order"] == pytest.approx(2.0, abs=0.01) and right["inside"] and not wrong["inside"]
     inside, text = _stats.orders_summary({"a": right, "b": wrong})
     assert not inside and "b: 2.0" in text and "OUTSIDE" in text and _stats.orders_summary({"a": right})[0]
+
+
+def test_paired_interval_matches_scipy_and_paired_tost_uses_it():
+    rng = np.random.default_rng(5)
+    a = rng.normal(0, 1, 10)
+    b = a + rng.normal(0.3, 0.1, 10)
+    ci = stats.ttest_rel(a, b).confidence_interval(0.9)
+    p = _stats.paired(a, b, level=0.9)
+    assert abs(p["low"] - ci.low) < 1e-10 and abs(p["high"] - ci.high) < 1e-10
+    t = _stats.tost(a, b, 0.5, pairs=True)
+    assert abs(t["low"] - ci.low) < 1e-10 and t["equivalent"] == (ci.low > -0.5 and ci.high < 0.5)

@@ -57,10 +57,18 @@ CLAIM_LIST: dict[str, tuple[str, str]] = {
         ("rosca-thesis",
          "Dirac GAN: cancelling the interaction drift stabilises simultaneous GD, strengthening it "
          "destabilises"),
+    "gan-mnist-drift":
+        ("rosca-thesis",
+         "MNIST GAN: cancelling the interaction drift improves simultaneous GD's samples, strengthening it "
+         "hurts"),
     "high-resolution-ode":
         ("liu-2024",
          "The high-resolution ODEs follow heavy ball and NAG to O(s); without the gradient correction NAG's "
          "is O(√s)"),
+    "igr-smoothness":
+        ("rosca-thesis",
+         "The explicit IGR regulariser at a small learning rate reproduces the smoothing of a large learning "
+         "rate"),
     "lzu-approximation-error":
         ("liu-ziyin-ueda-2021",
          "The continuous-time approximation's error grows as λk/(2(1+μ))"),

@@ -1,7 +1,8 @@
 """Shared statistics for the claims' decision rules: one home for each test, so every claim judges the same way.
 
 - `zscores` / `z_critical`: Monte Carlo estimates against a prediction, with a Bonferroni correction over cells.
-- `welch`: Welch's two-sample t interval for a difference of means.
+- `welch`: Welch's two-sample t interval for a difference of means; `paired`: the t interval of the mean of
+  paired differences (arms run on the same seeds).
 - `tost`: equivalence by two one-sided Welch tests against a margin stated in advance (Schuirmann 1987).
 - `tost_seeds`: the number of seeds per arm that gives a TOST the requested power (normal approximation).
 - `fitted_order`: a log–log slope with its standard error, and the t quantile for an interval on it;
@@ -38,13 +39,25 @@ def welch(a, b, level: float = 0.95) -> dict:
     return {"difference": diff, "low": diff - half, "high": diff + half, "se": se, "dof": dof}
 
 
-def tost(a, b, margin: float, alpha: float = 0.05) -> dict:
-    """Two one-sided Welch tests of ``|mean(a) − mean(b)| < margin`` (Schuirmann 1987).
+def paired(a, b, level: float = 0.95) -> dict:
+    """Student's interval for the mean of ``a − b`` over pairs (same seed in both arms), in `welch`'s format."""
+    d = np.asarray(a, float) - np.asarray(b, float)
+    if d.size < 2:
+        raise ValueError("a paired interval needs at least 2 pairs")
+    se, dof = float(d.std(ddof=1) / np.sqrt(d.size)), float(d.size - 1)
+    half = float(stats.t.ppf(0.5 + level / 2, dof)) * se
+    diff = float(d.mean())
+    return {"difference": diff, "low": diff - half, "high": diff + half, "se": se, "dof": dof}
 
-    Equivalence is shown when the ``1 − 2α`` Welch interval of the difference lies inside ``(−margin, margin)``;
+
+def tost(a, b, margin: float, alpha: float = 0.05, *, pairs: bool = False) -> dict:
+    """Two one-sided t tests of ``|mean(a) − mean(b)| < margin`` (Schuirmann 1987): Welch's, or with
+    ``pairs=True`` the paired test (`paired`; ``a[i]`` and ``b[i]`` share a seed).
+
+    Equivalence is shown when the ``1 − 2α`` interval of the difference lies inside ``(−margin, margin)``;
     ``p`` is the larger of the two one-sided p-values. The margin must be fixed before the data are seen.
     """
-    w = welch(a, b, level=1 - 2 * alpha)
+    w = (paired if pairs else welch)(a, b, level=1 - 2 * alpha)
     if w["se"] == 0:
         p = 0.0 if abs(w["difference"]) < margin else 1.0
     else:
