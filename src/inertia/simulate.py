@@ -33,7 +33,7 @@ from ._checks import InertiaError, check_finite, check_int, check_point, check_p
 from ._store import Store
 from ._version import __version__
 from .methods import AbstractMethod, all_finite, require_linear
-from .noise import Noise
+from .noise import Gaussian, Noise
 from .objectives import Objective
 
 __all__ = ["Trajectory", "run", "sweep", "trajectory", "record_steps", "guarded_step"]
@@ -105,11 +105,16 @@ def guarded_step(method: AbstractMethod, carry, gradient: Callable, n, max_norm)
     """
     state, diverged_at = carry
     new = method.step(state, gradient, n)
-    # One reduction for the size: a NaN or inf fails the comparison too.
-    ok = (jnp.sum(new.x * new.x) < max_norm**2) & all_finite(new)
+    ok = within_bounds(new, max_norm)
     diverged_at = jnp.where((diverged_at < 0) & ~ok, n + 1, diverged_at)
     frozen = diverged_at >= 0
     return jax.tree.map(lambda old, fresh: jnp.where(frozen, old, fresh), state, new), diverged_at
+
+
+def within_bounds(state, max_norm) -> Array:
+    """Whether one run's new state is finite with ``‖x‖ ≤ max_norm`` (one reduction for the size: a NaN or inf
+    fails the comparison too)."""
+    return (jnp.sum(state.x * state.x) < max_norm**2) & all_finite(state)
 
 
 def mark_nonfinite_loss(diverged_at: Array, loss: Array, step) -> Array:
@@ -132,30 +137,152 @@ def _start(method, x0, v0):
     return method.init(x0) if v0 is None else method.init(x0, v0)
 
 
-def _record(method, objective, noise, start, key, record_at, max_norm, first=0, diverged_at=-1):
-    """One trajectory, traceable: the state and loss at `record_at`, and the divergence step.
+#: Steps between two divergence checks on the fast path (no noise, or a noise model drawn step by step).
+CHECK_EVERY = 32
+#: Gaussian noise is drawn per seed in blocks of ``noise_block_steps(d)`` steps, about this many numbers a block.
+NOISE_BLOCK_NUMBERS = 1024
+NOISE_BLOCK_MAX_STEPS = 128
 
-    It starts at step ``first`` from the state ``start`` and ``diverged_at``, so that a long run can go in segments.
+
+def noise_block_steps(dimension: int) -> int:
+    """The steps ``K`` of one block of Gaussian gradient noise in dimension ``d``: ``min(128, max(1, 1024 // d))``.
+
+    Step ``n`` of seed ``s`` adds row ``n mod K`` of ``noise.sample(fold_in(key_s, n // K), (K, d))``: the stream
+    depends on the key, ``d`` and the dtype only, never on how the grid is chunked or the run segmented.
     """
-    method = method.astype(start.x.dtype)
+    return min(NOISE_BLOCK_MAX_STEPS, max(1, NOISE_BLOCK_NUMBERS // dimension))
 
-    def body(n, carry):
-        if noise is None:
-            gradient = objective.grad
-        else:
-            gradient = lambda y: noise.gradient(objective, y, key=jax.random.fold_in(key, n))
-        return guarded_step(method, carry, gradient, n, max_norm)
+
+def _blocked(noise) -> bool:
+    """Whether the noise is drawn in blocks for all steps of a block at once (additive Gaussian noise)."""
+    return isinstance(noise, Gaussian)
+
+
+class _Engine(NamedTuple):
+    """The batched step of a grid: every leaf of a state has leading axes (config, seed)."""
+
+    method: Any  # the flattened grid, each hyper-parameter (config,)
+    objective: Objective
+    noise: Noise | None
+    keys: Array  # (seed,)
+    max_norm: Any
+    block: int  # steps per block: the noise block, or CHECK_EVERY
+
+    def _gradient(self, key, xi, n):
+        if self.noise is None:
+            return self.objective.grad
+        if xi is not None:  # this step's row of the block drawn for this seed
+            return lambda y: self.objective.grad(y) + xi
+        return lambda y: self.noise.gradient(self.objective, y, key=jax.random.fold_in(key, n))
+
+    def _over_grid(self, one, state, div, xi, n):
+        """``one(method, state, diverged_at, key, xi, n)`` for every run: over seeds (inner; keys and noise per
+        seed) and configurations (outer; hyper-parameters per configuration)."""
+        seeds = jax.vmap(one, (None, 0, 0, 0, 0, None))
+        return jax.vmap(seeds, (0, 0, 0, None, None, None))(self.method, state, div, self.keys, xi, n)
+
+    def draw(self, b, dtype, d):
+        """The noise of block ``b`` for every seed: (seed, block, d)."""
+        return jax.vmap(lambda k: self.noise.sample(jax.random.fold_in(k, b), (self.block, d), dtype))(self.keys)
+
+    def fast_step(self, state, div, xi, n):
+        """Every run one step on, unguarded; and whether each new state is within bounds."""
+        def one(m, s, dv, key, z, n):
+            new = m.step(s, self._gradient(key, z, n), n)
+            return new, within_bounds(new, self.max_norm)
+
+        return self._over_grid(one, state, div, xi, n)
+
+    def guarded(self, state, div, xi, n):
+        """Every run one `guarded_step` on."""
+        one = lambda m, s, dv, key, z, n: guarded_step(m, (s, dv), self._gradient(key, z, n), n, self.max_norm)
+        return self._over_grid(one, state, div, xi, n)
+
+
+def _freeze(frozen, old, new):
+    """``old`` where ``frozen`` (config, seed), ``new`` elsewhere, leaf by leaf."""
+    pick = lambda o, f: jnp.where(frozen.reshape(frozen.shape + (1,) * (f.ndim - 2)), o, f)
+    return jax.tree.map(pick, old, new)
+
+
+def _advance_steps(engine: _Engine, carry, start, stop):
+    """Steps ``[start, stop)`` of every run, with exactly the results of `guarded_step` at every step.
+
+    ``carry = (state, diverged_at, noise, block)`` holds the last block of noise drawn and its number. Steps go in
+    blocks of ``engine.block`` (aligned to multiples of it, so that noise blocks are whole): each block runs
+    unguarded, noting whether any run left its bounds, and is run again step by step with `guarded_step` from its
+    start only when a run that had not diverged did. Runs frozen before the block are put back. The odd steps
+    before the first and after the last whole block go step by step.
+    """
+    K = engine.block
+    dtype, d = carry[0].x.dtype, carry[0].x.shape[-1]
+
+    def noise_of(cache, b):
+        if engine.noise is None or not _blocked(engine.noise):
+            return cache
+        xi, drawn = cache
+        return jax.lax.cond(drawn == b, lambda: cache, lambda: (engine.draw(b, dtype, d), b))
+
+    def row(cache, i):
+        return None if cache is None else jax.lax.dynamic_index_in_dim(cache[0], i, axis=1, keepdims=False)
+
+    def one_step(n, carry):
+        state, div, cache = carry
+        cache = noise_of(cache, n // K)
+        state, div = engine.guarded(state, div, row(cache, n % K), n)
+        return state, div, cache
+
+    def block(j, carry):
+        state0, div, cache = carry
+        n0 = first_block + j * K
+        cache = noise_of(cache, n0 // K)
+
+        def fast(i, inner):
+            state, bad = inner
+            state, ok = engine.fast_step(state, div, row(cache, i), n0 + i)
+            return state, bad | ~ok
+
+        state, bad = jax.lax.fori_loop(0, K, fast, (state0, jnp.zeros(div.shape, bool)))
+        frozen = div >= 0
+        again = lambda: jax.lax.fori_loop(n0, n0 + K, one_step, (state0, div, cache))
+        return jax.lax.cond(jnp.any(bad & ~frozen), again, lambda: (_freeze(frozen, state0, state), div, cache))
+
+    first_block = jnp.minimum(stop, -(-start // K) * K)
+    blocks = (stop - first_block) // K
+    carry = jax.lax.fori_loop(start, first_block, one_step, carry)
+    carry = jax.lax.fori_loop(0, blocks, block, carry)
+    return jax.lax.fori_loop(first_block + blocks * K, stop, one_step, carry)
+
+
+def _simulate(method, objective, noise, states, keys, record_at, max_norm, first, diverged_at):
+    """Every run of the flattened grid ``method`` × ``keys`` from step ``first``, recorded at ``record_at``:
+    (states, loss, diverged_at) with leading axes (config, seed, step) ((config, seed) for diverged_at).
+
+    ``states`` (every leaf (config, seed, …)) and ``diverged_at`` (config, seed) are each run's state at step
+    ``first``. Traceable; `_simulate_grid` is its compiled form. The loop runs over steps with the whole grid as
+    its state, so a step on a `Quadratic` is one matrix product for all runs.
+    """
+    method = method.astype(states.x.dtype)
+    d = states.x.shape[-1]
+    block = noise_block_steps(d) if _blocked(noise) else CHECK_EVERY
+    engine = _Engine(method, objective, noise, keys, max_norm, block)
+    cache = None
+    if _blocked(noise):
+        cache = (jnp.zeros((keys.shape[0], block, d), states.x.dtype), jnp.asarray(-1, record_at.dtype))
+    losses_of = jax.vmap(jax.vmap(objective.loss))
 
     def segment(carry, bounds):
-        state, diverged_at = jax.lax.fori_loop(bounds[0], bounds[1], body, carry)
-        loss = objective.loss(state.x)
-        diverged_at = mark_nonfinite_loss(diverged_at, loss, bounds[1])
-        return (state, diverged_at), (state, loss)
+        state, div, cache = _advance_steps(engine, carry, bounds[0], bounds[1])
+        loss = losses_of(state.x)
+        div = mark_nonfinite_loss(div, loss, bounds[1])
+        return (state, div, cache), (state, loss)
 
-    starts = jnp.concatenate([jnp.full(1, first, record_at.dtype), record_at[:-1]])
-    (_, diverged_at), (states, losses) = jax.lax.scan(
-        segment, (start, jnp.asarray(diverged_at, record_at.dtype)), (starts, record_at))
-    return states, losses, diverged_at
+    starts = jnp.concatenate([jnp.reshape(first, (1,)).astype(record_at.dtype), record_at[:-1]])
+    diverged_at = jnp.asarray(diverged_at, record_at.dtype)
+    (_, diverged_at, _), (recorded, losses) = jax.lax.scan(segment, (states, diverged_at, cache),
+                                                            (starts, record_at))
+    step_axis_after_grid = lambda a: jnp.moveaxis(a, 0, 2)
+    return jax.tree.map(step_axis_after_grid, recorded), step_axis_after_grid(losses), diverged_at
 
 
 def observed_points(method: AbstractMethod, states, *, grid: bool = False) -> Array:
@@ -176,8 +303,11 @@ def trajectory(method: AbstractMethod, objective: Objective, x0: Array, record_a
     array of increasing steps; a key is only needed with a noise model.
     """
     key = jax.random.key(0) if key is None else key
-    states, losses, diverged_at = _record(method, objective, noise, _start(method, x0, v0), key, record_at, max_norm)
-    return Trajectory(record_at, states, losses, diverged_at, method)
+    state = jax.tree.map(lambda a: a[None, None], _start(method, x0, v0))
+    states, losses, diverged_at = _simulate(method.flat(), objective, noise, state, key[None], record_at, max_norm,
+                                            jnp.zeros((), record_at.dtype), jnp.full((1, 1), -1, record_at.dtype))
+    only = lambda a: a[0, 0]
+    return Trajectory(record_at, jax.tree.map(only, states), only(losses), only(diverged_at), method)
 
 
 @eqx.filter_jit
@@ -187,13 +317,7 @@ def _initial_states(method, x0, v0, n_seeds: int):
     return jax.tree.map(lambda a: jnp.broadcast_to(a[:, None], (a.shape[0], n_seeds) + a.shape[1:]), states)
 
 
-@eqx.filter_jit
-def _simulate_grid(method, objective, noise, states, keys, record_at, max_norm, first, diverged_at):
-    """`_record` over configurations × seeds; ``states`` (every leaf (config, seed, …)) and ``diverged_at``
-    (config, seed) are each run's state at step ``first``."""
-    over_seeds = jax.vmap(_record, (None, None, None, 0, 0, None, None, None, 0))
-    over_configs = jax.vmap(over_seeds, (0, None, None, 0, None, None, None, None, 0))
-    return over_configs(method, objective, noise, states, keys, record_at, max_norm, first, diverged_at)
+_simulate_grid = eqx.filter_jit(_simulate)
 
 
 def _check_key(key) -> None:
