@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from ._checks import InertiaError, check_finite, check_int, check_point, check_positive
 from ._store import Store
 from ._version import __version__
-from .methods import AbstractMethod, all_finite, require_linear
+from .methods import AbstractMethod, Method, all_finite, require_linear
 from .noise import Gaussian, Noise
 from .objectives import Objective
 
@@ -189,6 +189,10 @@ class _Engine(NamedTuple):
         """Every run one step on, unguarded; and whether each new state is within bounds."""
         def one(m, s, dv, key, z, n):
             new = m.step(s, self._gradient(key, z, n), n)
+            if isinstance(m, Method):
+                # From a finite state, v' = λv − h g and x' = x + v': v' is non-finite only if x' is, so the size
+                # of x alone (NaN fails the comparison) decides, as `within_bounds` does.
+                return new, jnp.sum(new.x * new.x) < self.max_norm**2
             return new, within_bounds(new, self.max_norm)
 
         return self._over_grid(one, state, div, xi, n)
