@@ -15,6 +15,7 @@ so configurations are compared on the same noise); step ``n`` of a run uses ``fo
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -35,6 +36,7 @@ from ._version import __version__
 from .methods import AbstractMethod, Method, all_finite, require_linear
 from .noise import Gaussian, Noise
 from .objectives import Objective
+from .scaling import over_devices, resolve_devices, run_tasks
 
 __all__ = ["Trajectory", "run", "sweep", "trajectory", "record_steps", "guarded_step"]
 
@@ -324,6 +326,19 @@ def _initial_states(method, x0, v0, n_seeds: int):
 _simulate_grid = eqx.filter_jit(_simulate)
 
 
+@eqx.filter_jit
+def _simulate_sharded(devices, method, objective, noise, states, keys, record_at, max_norm, first, diverged_at):
+    """`_simulate` with the configurations split over ``devices`` (`inertia.scaling.over_devices`)."""
+    shared, static = eqx.partition((objective, noise), eqx.is_array)
+
+    def on_share(method, shared, states, keys, record_at, first, diverged_at):
+        objective, noise = eqx.combine(shared, static)
+        return _simulate(method, objective, noise, states, keys, record_at, max_norm, first, diverged_at)
+
+    split = over_devices(on_share, devices, (True, False, True, False, False, False, True))
+    return split(method, shared, states, keys, record_at, first, diverged_at)
+
+
 def _check_key(key) -> None:
     typed = isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ()
     legacy = isinstance(key, jax.Array) and key.dtype == jnp.uint32 and key.shape == (2,)  # jax.random.PRNGKey
@@ -371,14 +386,27 @@ SEGMENT_SECONDS = 0.5
 SEGMENT_FIRST_WORK = 2**22  # the first segment's work, before its time is known
 
 
-def _advance(part, objective, noise, x0, v0, keys, at, max_norm, progress):
+def _advance(part, objective, noise, x0, v0, keys, at, max_norm, progress, devices=()):
     """Every run of the configurations `part` × `keys` from step 0, recorded at `at`: (states, loss, diverged_at),
     NumPy arrays with leading axes (config, seed, step) (diverged_at: (config, seed)).
 
     Long runs go in segments: each call covers at most `budget` steps (adapted to take about `SEGMENT_SECONDS`) and
     at most ``width`` record points, padded by repetition so that every call reuses one compiled program; the state
-    pytree at the end of a segment starts the next.
+    pytree at the end of a segment starts the next. With several ``devices``, the configurations (padded by
+    repetition to a multiple of their number) are split over them.
     """
+    n_real = math.prod(part.shape)
+    if len(devices) > 1:
+        index = np.minimum(np.arange(-(-n_real // len(devices)) * len(devices)), n_real - 1)
+        part = jax.tree.map(lambda p: p[index], part)
+        out = _advance_steps_of(functools.partial(_simulate_sharded, tuple(devices)), part, objective, noise, x0, v0,
+                                keys, at, max_norm, progress)
+        return jax.tree.map(lambda a: a[:n_real], out)
+    return _advance_steps_of(_simulate_grid, part, objective, noise, x0, v0, keys, at, max_norm, progress)
+
+
+def _advance_steps_of(simulate_grid, part, objective, noise, x0, v0, keys, at, max_norm, progress):
+    """`_advance` with one compiled form of `_simulate` (on one device, or split over several)."""
     n_configs, n_seeds = math.prod(part.shape), keys.shape[0]
     states = _initial_states(part, x0, v0, n_seeds)
     div = jnp.full((n_configs, n_seeds), -1, at.dtype)
@@ -386,7 +414,7 @@ def _advance(part, objective, noise, x0, v0, keys, at, max_norm, progress):
     work = max(1, n_configs * n_seeds * x0.shape[0])
     if steps * work <= SEGMENT_WORK:
         first = jnp.zeros((), at.dtype)
-        out = _simulate_grid(part, objective, noise, states, keys, at, max_norm, first, div)
+        out = simulate_grid(part, objective, noise, states, keys, at, max_norm, first, div)
         return jax.tree.map(np.asarray, out)
     points = np.asarray(at)
     width = min(len(points), 64)
@@ -402,7 +430,7 @@ def _advance(part, objective, noise, x0, v0, keys, at, max_norm, progress):
             padded = jnp.asarray(np.pad(targets, (0, width - len(targets)), mode="edge"), at.dtype)
             clock = time.perf_counter()
             first = jnp.asarray(step, at.dtype)  # an array, not a Python int: filter_jit would recompile for each
-            recorded, losses, div = _simulate_grid(part, objective, noise, states, keys, padded, max_norm, first, div)
+            recorded, losses, div = simulate_grid(part, objective, noise, states, keys, padded, max_norm, first, div)
             # dispatch is asynchronous: wait for the work before timing it
             states = jax.block_until_ready(jax.tree.map(lambda a: a[:, :, -1], recorded))
             pieces.append(jax.tree.map(lambda a: np.asarray(a[:, :, :real]), (recorded, losses)))
@@ -449,7 +477,7 @@ def sweep(method: AbstractMethod, objective: Objective, x0: ArrayLike, steps: in
           noise: Noise | None = None, key: Array | None = None, record_every: int | None = None,
           record_at: ArrayLike | Sequence[int] | None = None, v0: ArrayLike | None = None, max_norm: float = 1e12,
           path: str | os.PathLike | None = None, chunk_size: int | None = None, force: bool = False,
-          progress: bool = True) -> xr.Dataset:
+          progress: bool = True, executor: Any = None, devices: Sequence[Any] | None = None) -> xr.Dataset:
     """Run every configuration of a method grid × `seeds` seeds as one compiled program.
 
     **Arguments:** as `run`, plus
@@ -461,6 +489,11 @@ def sweep(method: AbstractMethod, objective: Objective, x0: ArrayLike, steps: in
       shapes; one that does not match or cannot be read is recomputed, with one line saying why. A folder whose
       ``manifest.json`` records other arguments (every hyper-parameter of the method among them) is refused,
       naming them; ``force=True`` starts over there.
+    - ``executor``: run the chunks as tasks on any `concurrent.futures.Executor` or a Dask ``distributed.Client``
+      (docs/scaling.md); the driver writes the store. Results equal the local run's (same key, same chunk size).
+    - ``devices``: the devices the configurations of a chunk are split over (`inertia.scaling.over_devices`);
+      default: every local device of JAX's default backend, so one CPU or GPU unless more are set up. Results equal
+      those on one device to rounding (bit for bit where the device kernels are the same).
 
     **Returns:** an `xarray.Dataset` with ``x`` and ``observed`` (config, seed, step, dim), the method's other
     state fields shaped like them or one value per step (``velocity`` for the linear methods; ``mu``, ``nu``,
@@ -495,20 +528,35 @@ def sweep(method: AbstractMethod, objective: Objective, x0: ArrayLike, steps: in
                      "dtype": str(x0.dtype), "inertia_version": __version__}
         shapes = _chunk_shapes(names, flat, objective, noise, x0, v0, keys, at, max_norm)
         store = Store.open(path, arguments, shapes, force=force)
-        done = sum(store.usable(start, min(start + chunk, n_configs)) for start in starts)
-        if done and progress:
-            tqdm.write(f"sweep: resuming: {done} of {len(starts)} chunks done", file=sys.stderr)
+    parts, todo = _saved_chunks(store, names, starts, chunk, n_configs, progress)
+    tasks = [(_configurations(flat, start, chunk, n_configs), objective, noise, x0, v0, keys, at, max_norm)
+             for start in todo]
+    bar = tqdm(total=len(todo), desc="sweep", unit="chunk", disable=not progress or len(todo) < 2)
 
-    parts = []
+    def finish(i, out):
+        start = todo[i]
+        stop = min(start + chunk, n_configs)
+        out = [a[: stop - start] for a in out]  # the last chunk was padded to the common size
+        if store is not None:
+            store.save(start, stop, dict(zip(names.names, out)))
+        parts[start] = out
+        bar.update()
+
     try:
-        for start in tqdm(starts, desc="sweep", unit="chunk", disable=not progress or len(starts) == 1):
-            parts.append(_chunk(names, flat, objective, noise, x0, v0, keys, at, max_norm, start, chunk, n_configs,
-                                store, progress))
+        if executor is None:
+            local = resolve_devices(devices)
+            for i, task in enumerate(tasks):
+                finish(i, _chunk_result(*task, devices=local, progress=progress))
+        else:
+            run_tasks(executor, _chunk_result, tasks, finish)
     except KeyboardInterrupt:
         if store is not None:
             tqdm.write(f"sweep: interrupted; {len(parts)} of {len(starts)} chunks kept in {store.folder}: run the same "
                        "sweep again to resume", file=sys.stderr)
         raise
+    finally:
+        bar.close()
+    parts = [parts[start] for start in starts]
     leaves = [np.concatenate(p)[:n_configs] for p in zip(*parts)]
     states = jax.tree.unflatten(names.structure, leaves[:-2])
     losses, div = leaves[-2:]
@@ -576,17 +624,30 @@ def _chunk_shapes(names, flat, objective, noise, x0, v0, keys, at, max_norm) -> 
     return {name: (a.shape[1:], np.dtype(a.dtype).str) for name, a in zip(names.names, leaves)}
 
 
-def _chunk(names, flat, objective, noise, x0, v0, keys, at, max_norm, start, chunk, n_configs, store, progress):
-    """The leaves of configurations ``[start, start + chunk)``: from the store when saved there, else computed."""
-    stop = min(start + chunk, n_configs)
-    saved = None if store is None else store.load(start, stop)
-    if saved is not None:
-        return [saved[name] for name in names.names]
-    # Pad the last chunk to the common size, so every chunk reuses one compiled program.
+def _saved_chunks(store, names, starts, chunk, n_configs, progress) -> tuple[dict, list[int]]:
+    """The chunks saved in ``store`` (``{start: leaves}``), and the starts of those to compute."""
+    saved, todo = {}, []
+    for start in starts:
+        arrays = None if store is None else store.load(start, min(start + chunk, n_configs))
+        if arrays is None:
+            todo.append(start)
+        else:
+            saved[start] = [arrays[name] for name in names.names]
+    if saved and progress:
+        tqdm.write(f"sweep: resuming: {len(saved)} of {len(starts)} chunks done", file=sys.stderr)
+    return saved, todo
+
+
+def _configurations(flat, start, chunk, n_configs):
+    """Configurations ``[start, start + chunk)`` of the flat grid, the last chunk padded by repetition to the common
+    size so that every chunk reuses one compiled program."""
     index = np.minimum(np.arange(start, start + chunk), n_configs - 1)
-    part = jax.tree.map(lambda p: p[index], flat)
-    out = [a[: stop - start] for a in jax.tree.leaves(_advance(part, objective, noise, x0, v0, keys, at, max_norm,
-                                                               progress))]
-    if store is not None:
-        store.save(start, stop, dict(zip(names.names, out)))
-    return out
+    return jax.tree.map(lambda p: p[index], flat)
+
+
+def _chunk_result(part, objective, noise, x0, v0, keys, at, max_norm, devices=None, progress=False) -> list:
+    """The saved leaves (state leaves, loss, diverged_at) of the configurations ``part``, as NumPy arrays: one task
+    of a sweep, run locally or on a worker (where ``devices`` defaults to the worker's own)."""
+    devices = resolve_devices(devices)
+    return [np.asarray(a) for a in jax.tree.leaves(_advance(part, objective, noise, x0, v0, keys, at, max_norm,
+                                                              progress, devices))]
