@@ -78,7 +78,8 @@ def jax_scan_split(steps):
     plain = jax_scan(steps)
     mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("config",))
     P = jax.sharding.PartitionSpec
-    return jax.jit(jax.shard_map(plain, mesh=mesh, in_specs=(P(), P(), P("config")), out_specs=P("config")))
+    return jax.jit(jax.shard_map(plain, mesh=mesh, in_specs=(P(), P(), P("config")), out_specs=P("config"),
+                                 check_vma=False))
 
 
 def numpy_loop(H, x0, lrs, steps):
