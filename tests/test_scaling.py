@@ -42,8 +42,8 @@ def test_a_dask_local_cluster_gives_the_local_results_and_resumes(tmp_path):
     distributed = pytest.importorskip("distributed")
     local = _grid_sweep(chunk_size=4)
     # Two worker processes: they start without jax_enable_x64, which the tasks carry from the driver.
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with cluster, distributed.Client(cluster) as client:
         farmed = _grid_sweep(chunk_size=4, executor=client, path=tmp_path)
         assert farmed.x.dtype == np.float64
         _assert_identical(farmed, local)

@@ -87,7 +87,7 @@ def run_tasks(executor, fn: Callable, tasks: Sequence[tuple], on_result: Callabl
     call. On an error or Ctrl-C the tasks not yet started are cancelled and the error is raised.
     """
     pool = executor.get_executor() if hasattr(executor, "get_executor") else executor  # Dask's Client
-    x64 = bool(jax.config.jax_enable_x64)
+    x64 = bool(jax.config.read("jax_enable_x64"))
     futures = {pool.submit(_call, x64, fn, _portable(task)): i for i, task in enumerate(tasks)}
     try:
         for future in concurrent.futures.as_completed(futures):

@@ -1,16 +1,25 @@
 """Simulation: one trajectory (`run`) or a grid of hyper-parameters × seeds (`sweep`).
 
 Any method of the stepping protocol (`inertia.methods.AbstractMethod`) runs here, through its ``init``, ``step``
-and ``observed`` only. Both are one compiled program: a `lax.scan` over recording points, each advancing the method
-with a `fori_loop`, under `vmap` over configurations and seeds. Hyper-parameters, objective data and recording
-steps are traced values, so a new grid of the same shape reuses the compiled program. A run that diverges (a
-non-finite gradient or state, ``‖x‖ > max_norm``, or a non-finite loss at a recorded step) is frozen at its last
-finite state and marked with the step at which it diverged; it never raises and never touches other runs. Long
-runs go in segments of about half a second, each one call of the same compiled program carrying the state on, so
-that Ctrl-C stops them quickly; with ``path``, a sweep is saved chunk by chunk and resumes (`inertia._store`).
+and ``observed`` only. Both are one compiled program: a `lax.scan` over recording points, each advancing the whole
+grid (configurations × seeds, under `vmap`) with a loop over steps, so that a step on a `Quadratic` is one matrix
+product for every run. Hyper-parameters, objective data and recording steps are traced values, so a new grid of
+the same shape reuses the compiled program. A run that diverges (a non-finite gradient or state,
+``‖x‖ > max_norm``, or a non-finite loss at a recorded step) is frozen at its last finite state and marked with the
+step at which it diverged; it never raises and never touches other runs. Steps go in blocks that check bounds
+without freezing; a block in which a run leaves them is run again with the per-step bookkeeping of `guarded_step`,
+so the results are those of a check at every step. Long runs go in segments of about half a second, each one call
+of the same compiled program carrying the state on, so that Ctrl-C stops them quickly; with ``path``, a sweep is
+saved chunk by chunk and resumes (`inertia._store`); with ``executor`` its chunks run as tasks on a cluster, and
+with several devices its configurations are split over them (`inertia.scaling`, docs/scaling.md).
 
-Seeds: ``key`` is split into one key per seed, shared by every configuration (common random numbers,
-so configurations are compared on the same noise); step ``n`` of a run uses ``fold_in(seed_key, n)``.
+Seeds: ``key`` is split into one key per seed, shared by every configuration (common random numbers, so
+configurations are compared on the same noise). Additive `Gaussian` noise is drawn per seed in blocks of
+``K = noise_block_steps(d)`` steps: step ``n`` adds row ``n mod K`` of
+``noise.sample(fold_in(seed_key, n // K), (K, d))``. Every other noise model draws step ``n`` with
+``noise.gradient(..., key=fold_in(seed_key, n))``. Neither depends on chunks, segments or devices. (Until the block
+engine of issue 14, Gaussian noise too was drawn with ``fold_in(seed_key, n)``: the same key now gives other,
+equally distributed, numbers.)
 """
 
 from __future__ import annotations
@@ -556,8 +565,7 @@ def sweep(method: AbstractMethod, objective: Objective, x0: ArrayLike, steps: in
         raise
     finally:
         bar.close()
-    parts = [parts[start] for start in starts]
-    leaves = [np.concatenate(p)[:n_configs] for p in zip(*parts)]
+    leaves = [np.concatenate(p)[:n_configs] for p in zip(*(parts[start] for start in starts))]
     states = jax.tree.unflatten(names.structure, leaves[:-2])
     losses, div = leaves[-2:]
     ds = _dataset(method, flat, states, losses, div, at, steps, seeds, x0.dtype)
