@@ -26,7 +26,7 @@ def _runs(quick: bool) -> list[tuple[str, list[str], dict]]:
         ("heavy-ball sweep, one device", ["sweep_throughput.py", *sweep], {}),
         ("heavy-ball sweep, two host devices", ["sweep_throughput.py", *sweep], two),
         ("Monte Carlo", ["monte_carlo.py", "--monte-carlo-only"], {}),
-        ("training 32 MLPs", ["vectorised_training.py"], {}),
+        ("training 32 MLPs", ["vectorised_training.py", "--no-python-loop"], {}),
     ]
 
 
