@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test clean
+.PHONY: demo test bench clean
 
 # Fashion-MNIST comes from Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist), installed where the
 # machine allows it: as root with apt-get (as on CI). Elsewhere this step is skipped; load("fashion_mnist") then
@@ -30,6 +30,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest
+
+# The benchmarks of issue 14 (about 3 minutes on an idle 2-core machine): benchmarks/README.md.
+bench: $(STAMP)
+	$(VENV)/bin/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) report

@@ -7,16 +7,39 @@ import platform
 import time
 
 
+class Seconds(float):
+    """A wall time in seconds that also carries ``cpu``: the process's CPU seconds (all threads) of the same call.
+
+    On a loaded machine the wall time says more about the other jobs than about the code; CPU seconds say how
+    much work the code did (for a multi-threaded program, idle spinning threads count too)."""
+
+    cpu: float
+
+    def __new__(cls, wall: float, cpu: float):
+        out = super().__new__(cls, wall)
+        out.cpu = cpu
+        return out
+
+
 def timed(fn, repeat=1):
-    """The best wall time over `repeat` calls of ``fn()``, and the last call's result.
+    """The best wall time over `repeat` calls of ``fn()`` (a `Seconds`, with that call's CPU seconds), and the last
+    call's result.
 
     ``fn`` must return host data (or block on device results) so that the time covers the whole computation."""
-    best, out = float("inf"), None
+    best, out = Seconds(float("inf"), float("inf")), None
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         out = fn()
-        best = min(best, time.perf_counter() - start)
+        now = Seconds(time.perf_counter() - start, time.process_time() - cpu)
+        best = min(best, now)
     return best, out
+
+
+def cpu_ratio(numerator, denominator) -> str:
+    """``, CPU-seconds ratio R`` when both times carry CPU seconds, else nothing."""
+    if not (hasattr(numerator, "cpu") and hasattr(denominator, "cpu")) or denominator.cpu <= 0:
+        return ""
+    return f"; in CPU seconds {numerator.cpu / denominator.cpu:.2f}x ({numerator.cpu:.3f} / {denominator.cpu:.3f})"
 
 
 def machine() -> str:
@@ -37,7 +60,7 @@ def speedup_line(name: str, t_inertia: float, t_other: float, target: float | No
     reported only)."""
     ratio = t_other / t_inertia
     verdict = "no target" if target is None else f"target >= {target:g}x, {'met' if ratio >= target else 'NOT met'}"
-    return f"RATIO inertia vs {name}: {ratio:.2f}x ({verdict})"
+    return f"RATIO inertia vs {name}: {ratio:.2f}x ({verdict}{cpu_ratio(t_other, t_inertia)})"
 
 
 def limit_line(name: str, t_inertia: float, t_limit: float, target: float | None = None) -> str:
@@ -46,7 +69,7 @@ def limit_line(name: str, t_inertia: float, t_limit: float, target: float | None
     fraction = t_limit / t_inertia
     verdict = "no target" if target is None else f"target >= {target:.0%}, {'met' if fraction >= target else 'NOT met'}"
     return (f"RATIO inertia as % of {name}: {fraction:.0%} ({verdict}; "
-            f"inertia {t_inertia / t_limit:.2f}x the limit's time)")
+            f"inertia {t_inertia / t_limit:.2f}x the limit's time{cpu_ratio(t_inertia, t_limit)})")
 
 
 def timed_numpy(fn, repeat=1, probe=None):

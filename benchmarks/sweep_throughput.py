@@ -9,6 +9,10 @@
   iterate away from denormals);
 - extra line: the old Python loop over configurations (timed on fewer steps and scaled).
 
+With ``XLA_FLAGS=--xla_force_host_platform_device_count=2`` set (as `run_all.py` does for its second run), JAX sees
+two CPU devices: inertia splits the 64 configurations over them, and the hand-written scan is timed both on one
+device and split over both with ``jax.shard_map`` (then the strongest alternative).
+
 Targets (issue 14): inertia ≥ 1.5× NumPy vectorised, and ≥ 60% of the matmul limit.
 Run: PYTHONPATH=src python benchmarks/sweep_throughput.py [--steps N] [--repeat R]
 """
@@ -69,6 +73,15 @@ def jax_scan(steps, guarded=False):
     return run
 
 
+def jax_scan_split(steps):
+    """The hand-written scan with the configurations split over every device (``jax.shard_map``, 1-D mesh)."""
+    plain = jax_scan(steps)
+    mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("config",))
+    P = jax.sharding.PartitionSpec
+    return jax.jit(jax.shard_map(plain, mesh=mesh, in_specs=(P(), P(), P("config")), out_specs=P("config"),
+                                 check_vma=False))
+
+
 def numpy_loop(H, x0, lrs, steps):
     out = []
     for lr in lrs:
@@ -117,6 +130,12 @@ def main():
     t_scan, x_scan = timed(lambda: np.asarray(scan(H, x0, lrs)), repeat)
     finite = np.all(np.isfinite(x_numpy), axis=1)  # the largest rates diverge; inertia freezes those runs
     assert np.allclose(x_inertia[finite], x_numpy[finite]) and np.allclose(x_scan[finite], x_numpy[finite])
+    t_split = None
+    if jax.device_count() > 1:
+        split = jax_scan_split(steps)
+        split(H, x0, lrs).block_until_ready()
+        t_split, x_split = timed(lambda: np.asarray(split(H, x0, lrs)), repeat)
+        assert np.allclose(x_split[finite], x_numpy[finite])
     guarded = jax_scan(steps, guarded=True)
     guarded(H, x0, lrs).block_until_ready()
     t_guarded = timed(lambda: np.asarray(guarded(H, x0, lrs)), repeat)[0]
@@ -126,16 +145,24 @@ def main():
     t_loop = timed_numpy(lambda: numpy_loop(H, x0, lrs, loop_steps))[0] * steps / loop_steps
 
     gflops = lambda t: flops(steps) / t / 1e9
-    print(f"inertia.sweep:                          {t_inertia:8.3f} s  {gflops(t_inertia):6.2f} GFLOP/s")
-    print(f"NumPy vectorised over configurations:   {t_numpy:8.3f} s  {gflops(t_numpy):6.2f} GFLOP/s "
+    cpu = lambda t: f"(cpu {t.cpu:.3f} s)"
+    print(f"devices: {jax.device_count()} ({jax.devices()[0].platform}); inertia splits the configurations over all")
+    print(f"inertia.sweep:                          {t_inertia:8.3f} s  {gflops(t_inertia):6.2f} GFLOP/s "
+          f"{cpu(t_inertia)}")
+    print(f"NumPy vectorised over configurations:   {t_numpy:8.3f} s  {gflops(t_numpy):6.2f} GFLOP/s {cpu(t_numpy)} "
           f"(BLAS threads: {threads}, the faster)")
-    print(f"hand-written lax.scan, matrix form:     {t_scan:8.3f} s  {gflops(t_scan):6.2f} GFLOP/s")
+    print(f"hand-written lax.scan, matrix form:     {t_scan:8.3f} s  {gflops(t_scan):6.2f} GFLOP/s {cpu(t_scan)}")
+    if t_split is not None:
+        print(f"the same scan split over {jax.device_count()} devices:     {t_split:8.3f} s  "
+              f"{gflops(t_split):6.2f} GFLOP/s {cpu(t_split)}")
     print(f"diagnostic: the same scan with a per-step divergence check: {t_guarded:.3f} s")
     print(f"limit: 64x100x100 matmul x {steps} alone: NumPy {t_mm_np:.3f} s, lax.scan {t_mm_jax:.3f} s "
           f"({2 * CONFIGS * D * D * steps / t_limit / 1e9:.2f} GFLOP/s)")
     print(f"extra: Python loop over configurations: {t_loop:8.3f} s  (timed on {loop_steps} steps, scaled)")
     print(speedup_line("NumPy vectorised", t_inertia, t_numpy, 1.5))
     print(speedup_line("lax.scan (matrix form)", t_inertia, t_scan))
+    if t_split is not None:
+        print(speedup_line(f"lax.scan split over {jax.device_count()} devices", t_inertia, t_split))
     print(limit_line("the matmul limit", t_inertia, t_limit, 0.6))
 
 

@@ -46,3 +46,20 @@ def test_bad_arguments_give_one_line_and_exit_code_2(argv, match, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("inertia: error:") and re.search(match, err)
+
+
+def test_sweep_on_a_local_dask_cluster_prints_the_local_numbers(tmp_path, capsys):
+    pytest.importorskip("distributed")
+    argv = ["sweep", "--objective", "quadratic:1,4", "--x0", "1,1", "--lr", "0.05:0.5:6", "--momentum", "0.9",
+            "--seeds", "3", "--noise", "0.1", "--steps", "200", "--chunk-size", "2"]
+    assert main(argv) == 0
+    local = capsys.readouterr().out
+    assert main(argv + ["--scheduler", "local", "--out", str(tmp_path / "s")]) == 0
+    farmed = capsys.readouterr().out
+    assert farmed.splitlines()[:7] == local.splitlines()[:7] and len(list((tmp_path / "s").glob("chunk_*"))) == 3
+
+
+def test_sweep_with_an_unreachable_scheduler_is_one_line_with_exit_code_2(capsys):
+    pytest.importorskip("distributed")
+    code = main(["sweep", "--lr", "0.1", "--steps", "5", "--scheduler", "tcp://127.0.0.1:9"])
+    assert code == 2 and "--scheduler 'tcp://127.0.0.1:9': no Dask scheduler answers there" in capsys.readouterr().err

@@ -243,3 +243,82 @@ def test_a_long_adam_run_in_segments_carries_its_whole_state(monkeypatch):
     for a, b in zip(jax.tree.leaves(segmented.state), jax.tree.leaves(alone.state)):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(segmented.loss, alone.loss)
+
+
+# ------------------------------------------------------------------------------ the engine against references
+
+
+def test_a_heavy_ball_grid_equals_a_hand_written_scan_in_matrix_form():
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.normal(size=(20, 20)))
+    H = (Q * np.linspace(0.01, 1.0, 20)) @ Q.T
+    H = (H + H.T) / 2
+    x0, lrs, steps = rng.normal(size=20), np.linspace(0.05, 2.0, 8), 500
+    ds = sweep(HeavyBall(lrs, 0.9), Quadratic(H), x0, steps, record_at=[100, steps], progress=False)
+
+    def body(carry, _):
+        X, V = carry
+        V = 0.9 * V - lrs[:, None] * (X @ H)
+        return (X + V, V), X + V
+
+    X0 = np.tile(x0, (len(lrs), 1))
+    _, path = jax.lax.scan(body, (jnp.asarray(X0), jnp.zeros_like(jnp.asarray(X0))), None, length=steps)
+    np.testing.assert_allclose(ds.x.values[:, 0], np.asarray(path)[[99, steps - 1]].transpose(1, 0, 2),
+                               rtol=1e-12, atol=1e-14)
+    assert not ds.diverged.values.any()
+
+
+def _guarded_reference(method, f, x0, v0, steps, max_norm):
+    """The per-step guarded loop of the previous engine: `guarded_step` at every step, one run."""
+    from inertia.simulate import guarded_step
+
+    state = method.astype(jnp.float64).init(jnp.asarray(x0), jnp.asarray(v0))
+    carry = (state, jnp.asarray(-1))
+    for n in range(steps):
+        carry = guarded_step(method.astype(jnp.float64), carry, f.grad, jnp.asarray(n), max_norm)
+    return carry
+
+
+@pytest.mark.parametrize("h, max_norm", [(0.5, 1.2), (0.5, 1e12), (5.0, 1e12)])
+def test_divergence_inside_a_block_is_caught_at_its_step_as_by_a_check_at_every_step(h, max_norm):
+    # Heavy ball started with a velocity swings to ‖x‖ = 1.23 at step 2 and comes back to 0.04 by step 32, within
+    # the block: a check at the block's end alone would miss it. h = 5 diverges to inf instead.
+    f, x0, v0, steps = Quadratic([1.0, 0.3]), np.zeros(2), np.array([1.0, 0.5]), 70
+    method = HeavyBall(h, 0.8)
+    traj = run(method, f, x0, steps, v0=v0, record_at=[steps], max_norm=max_norm, progress=False)
+    (state, diverged_at) = _guarded_reference(method, f, x0, v0, steps, max_norm)
+    assert int(traj.diverged_at) == int(diverged_at)
+    np.testing.assert_allclose(traj.x[-1], state.x, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(traj.velocity[-1], state.velocity, rtol=1e-12, atol=1e-300)
+    if max_norm == 1.2:
+        assert 0 < int(diverged_at) < 32  # inside the first block of the fast path
+        assert np.linalg.norm(traj.x[-1]) < 1.2
+
+
+def test_gaussian_noise_is_drawn_per_seed_in_blocks_as_documented():
+    from inertia.simulate import noise_block_steps
+
+    f, noise, x0, steps, seeds = Quadratic([1.0, 2.0, 0.5]), Gaussian(np.diag([0.5, 1.0, 0.2])), np.ones(3), 300, 2
+    ds = sweep(HeavyBall([0.1, 0.2], 0.9), f, x0, steps, seeds=seeds, noise=noise, key=jax.random.key(4),
+               record_at=[steps], progress=False)
+    K = noise_block_steps(3)
+    assert K == 128
+    for s, seed_key in enumerate(jax.random.split(jax.random.key(4), seeds)):
+        for c, h in enumerate([0.1, 0.2]):
+            x, v = jnp.asarray(x0), jnp.zeros(3)
+            for b in range(-(-steps // K)):
+                xi = noise.sample(jax.random.fold_in(seed_key, b), (K, 3), jnp.float64)
+                for i in range(min(K, steps - b * K)):
+                    v = 0.9 * v - h * (f.grad(x) + xi[i])
+                    x = x + v
+            np.testing.assert_allclose(ds.x.values[c, s, -1], x, rtol=1e-12, atol=1e-14)
+
+
+def test_chunking_and_devices_leave_the_noise_unchanged(tmp_path):
+    method = grid(HeavyBall, h=np.linspace(0.05, 0.3, 5), momentum=[0.5, 0.9])
+    kw = dict(seeds=4, noise=Gaussian(0.2), key=jax.random.key(6), record_every=50, progress=False)
+    whole = sweep(method, Quadratic([1.0, 3.0]), np.ones(2), 400, **kw)
+    chunked = sweep(method, Quadratic([1.0, 3.0]), np.ones(2), 400, path=tmp_path, chunk_size=3,
+                    devices=jax.devices()[:1], **kw)
+    np.testing.assert_allclose(chunked.x.values, whole.x.values, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(chunked.diverged_at.values, whole.diverged_at.values)

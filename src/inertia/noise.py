@@ -54,9 +54,13 @@ class Gaussian(Noise):
             self.factor = jnp.sqrt(C)
 
     def gradient(self, objective, x, *, key):
-        z = jax.random.normal(key, x.shape, x.dtype)
-        xi = self.factor @ z if self.factor.ndim == 2 else self.factor * z
-        return objective.grad(x) + xi
+        return objective.grad(x) + self.sample(key, x.shape, x.dtype)
+
+    def sample(self, key: Array, shape: tuple[int, ...], dtype) -> Array:
+        """Draws of ``ξ ~ N(0, C)``, ``shape = (..., d)``: ``ξ = L z`` with ``z`` standard normal and ``LLᵀ = C``
+        (`inertia.sweep` draws a block of steps × d at once; `gradient` draws one)."""
+        z = jax.random.normal(key, shape, dtype)
+        return z @ self.factor.T if self.factor.ndim == 2 else self.factor * z
 
     def covariance(self, objective, x):
         d = x.shape[0]

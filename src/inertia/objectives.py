@@ -86,8 +86,9 @@ class Quadratic(Objective):
         return 0.5 * r @ (self.H @ r)
 
     def grad(self, x):
-        # One matrix-vector product, where autodiff of the loss would take two.
-        return self.H @ (x - self.minimum)
+        # One matrix-vector product, where autodiff of the loss would take two. Written as (x − x*)ᵀH (H is exactly
+        # symmetric): under vmap over runs it becomes one row-major matrix product (runs, d) @ (d, d), no transpose.
+        return (x - self.minimum) @ self.H
 
     def hvp(self, x, v):
         return self.H @ v

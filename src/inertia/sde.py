@@ -234,8 +234,8 @@ def coupled_weak_differences(method: Method, objective: Objective, x0, steps: in
     random numbers, with its standard error.
 
     Every configuration runs the same `paths` chains: chain ``j`` of every configuration has the key ``k_j`` and step
-    ``n`` draws its noise with ``fold_in(k_j, n)`` (`inertia.sweep`), so the runs are coupled step by step and the
-    paired difference ``φ(x_N^a) − φ(x_N^b)`` has a far smaller variance than two independent means.
+    ``n`` draws the same noise from it in every configuration (`inertia.sweep`), so the runs are coupled step by step
+    and the paired difference ``φ(x_N^a) − φ(x_N^b)`` has a far smaller variance than two independent means.
 
     **Arguments:** ``method``: a grid of configurations (array hyper-parameters); ``objective``, ``x0``, ``steps``;
     ``noise``: the gradient-noise model; ``paths``: chains per configuration (>= 2); ``key``; ``tests``:

@@ -1,20 +1,30 @@
 """Simulation: one trajectory (`run`) or a grid of hyper-parameters × seeds (`sweep`).
 
 Any method of the stepping protocol (`inertia.methods.AbstractMethod`) runs here, through its ``init``, ``step``
-and ``observed`` only. Both are one compiled program: a `lax.scan` over recording points, each advancing the method
-with a `fori_loop`, under `vmap` over configurations and seeds. Hyper-parameters, objective data and recording
-steps are traced values, so a new grid of the same shape reuses the compiled program. A run that diverges (a
-non-finite gradient or state, ``‖x‖ > max_norm``, or a non-finite loss at a recorded step) is frozen at its last
-finite state and marked with the step at which it diverged; it never raises and never touches other runs. Long
-runs go in segments of about half a second, each one call of the same compiled program carrying the state on, so
-that Ctrl-C stops them quickly; with ``path``, a sweep is saved chunk by chunk and resumes (`inertia._store`).
+and ``observed`` only. Both are one compiled program: a `lax.scan` over recording points, each advancing the whole
+grid (configurations × seeds, under `vmap`) with a loop over steps, so that a step on a `Quadratic` is one matrix
+product for every run. Hyper-parameters, objective data and recording steps are traced values, so a new grid of
+the same shape reuses the compiled program. A run that diverges (a non-finite gradient or state,
+``‖x‖ > max_norm``, or a non-finite loss at a recorded step) is frozen at its last finite state and marked with the
+step at which it diverged; it never raises and never touches other runs. Steps go in blocks that check bounds
+without freezing; a block in which a run leaves them is run again with the per-step bookkeeping of `guarded_step`,
+so the results are those of a check at every step. Long runs go in segments of about half a second, each one call
+of the same compiled program carrying the state on, so that Ctrl-C stops them quickly; with ``path``, a sweep is
+saved chunk by chunk and resumes (`inertia._store`); with ``executor`` its chunks run as tasks on a cluster, and
+with several devices its configurations are split over them (`inertia.scaling`, docs/scaling.md).
 
-Seeds: ``key`` is split into one key per seed, shared by every configuration (common random numbers,
-so configurations are compared on the same noise); step ``n`` of a run uses ``fold_in(seed_key, n)``.
+Seeds: ``key`` is split into one key per seed, shared by every configuration (common random numbers, so
+configurations are compared on the same noise). Additive `Gaussian` noise is drawn per seed in blocks of
+``K = noise_block_steps(d)`` steps: step ``n`` adds row ``n mod K`` of
+``noise.sample(fold_in(seed_key, n // K), (K, d))``. Every other noise model draws step ``n`` with
+``noise.gradient(..., key=fold_in(seed_key, n))``. Neither depends on chunks, segments or devices. (Until the block
+engine of issue 14, Gaussian noise too was drawn with ``fold_in(seed_key, n)``: the same key now gives other,
+equally distributed, numbers.)
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -32,9 +42,10 @@ from tqdm.auto import tqdm
 from ._checks import InertiaError, check_finite, check_int, check_point, check_positive
 from ._store import Store
 from ._version import __version__
-from .methods import AbstractMethod, all_finite, require_linear
-from .noise import Noise
+from .methods import AbstractMethod, Method, all_finite, require_linear
+from .noise import Gaussian, Noise
 from .objectives import Objective
+from .scaling import over_devices, resolve_devices, run_tasks
 
 __all__ = ["Trajectory", "run", "sweep", "trajectory", "record_steps", "guarded_step"]
 
@@ -105,11 +116,16 @@ def guarded_step(method: AbstractMethod, carry, gradient: Callable, n, max_norm)
     """
     state, diverged_at = carry
     new = method.step(state, gradient, n)
-    # One reduction for the size: a NaN or inf fails the comparison too.
-    ok = (jnp.sum(new.x * new.x) < max_norm**2) & all_finite(new)
+    ok = within_bounds(new, max_norm)
     diverged_at = jnp.where((diverged_at < 0) & ~ok, n + 1, diverged_at)
     frozen = diverged_at >= 0
     return jax.tree.map(lambda old, fresh: jnp.where(frozen, old, fresh), state, new), diverged_at
+
+
+def within_bounds(state, max_norm) -> Array:
+    """Whether one run's new state is finite with ``‖x‖ ≤ max_norm`` (one reduction for the size: a NaN or inf
+    fails the comparison too)."""
+    return (jnp.sum(state.x * state.x) < max_norm**2) & all_finite(state)
 
 
 def mark_nonfinite_loss(diverged_at: Array, loss: Array, step) -> Array:
@@ -132,30 +148,156 @@ def _start(method, x0, v0):
     return method.init(x0) if v0 is None else method.init(x0, v0)
 
 
-def _record(method, objective, noise, start, key, record_at, max_norm, first=0, diverged_at=-1):
-    """One trajectory, traceable: the state and loss at `record_at`, and the divergence step.
+#: Steps between two divergence checks on the fast path (no noise, or a noise model drawn step by step).
+CHECK_EVERY = 32
+#: Gaussian noise is drawn per seed in blocks of ``noise_block_steps(d)`` steps, about this many numbers a block.
+NOISE_BLOCK_NUMBERS = 1024
+NOISE_BLOCK_MAX_STEPS = 128
 
-    It starts at step ``first`` from the state ``start`` and ``diverged_at``, so that a long run can go in segments.
+
+def noise_block_steps(dimension: int) -> int:
+    """The steps ``K`` of one block of Gaussian gradient noise in dimension ``d``: ``min(128, max(1, 1024 // d))``.
+
+    Step ``n`` of seed ``s`` adds row ``n mod K`` of ``noise.sample(fold_in(key_s, n // K), (K, d))``: the stream
+    depends on the key, ``d`` and the dtype only, never on how the grid is chunked or the run segmented.
     """
-    method = method.astype(start.x.dtype)
+    return min(NOISE_BLOCK_MAX_STEPS, max(1, NOISE_BLOCK_NUMBERS // dimension))
 
-    def body(n, carry):
-        if noise is None:
-            gradient = objective.grad
-        else:
-            gradient = lambda y: noise.gradient(objective, y, key=jax.random.fold_in(key, n))
-        return guarded_step(method, carry, gradient, n, max_norm)
+
+def _blocked(noise) -> bool:
+    """Whether the noise is drawn in blocks for all steps of a block at once (additive Gaussian noise)."""
+    return isinstance(noise, Gaussian)
+
+
+class _Engine(NamedTuple):
+    """The batched step of a grid: every leaf of a state has leading axes (config, seed)."""
+
+    method: Any  # the flattened grid, each hyper-parameter (config,)
+    objective: Objective
+    noise: Noise | None
+    keys: Array  # (seed,)
+    max_norm: Any
+    block: int  # steps per block: the noise block, or CHECK_EVERY
+
+    def _gradient(self, key, xi, n):
+        if self.noise is None:
+            return self.objective.grad
+        if xi is not None:  # this step's row of the block drawn for this seed
+            return lambda y: self.objective.grad(y) + xi
+        return lambda y: self.noise.gradient(self.objective, y, key=jax.random.fold_in(key, n))
+
+    def _over_grid(self, one, state, div, xi, n):
+        """``one(method, state, diverged_at, key, xi, n)`` for every run: over seeds (inner; keys and noise per
+        seed) and configurations (outer; hyper-parameters per configuration)."""
+        seeds = jax.vmap(one, (None, 0, 0, 0, 0, None))
+        return jax.vmap(seeds, (0, 0, 0, None, None, None))(self.method, state, div, self.keys, xi, n)
+
+    def draw(self, b, dtype, d):
+        """The noise of block ``b`` for every seed: (seed, block, d)."""
+        return jax.vmap(lambda k: self.noise.sample(jax.random.fold_in(k, b), (self.block, d), dtype))(self.keys)
+
+    def fast_step(self, state, div, xi, n):
+        """Every run one step on, unguarded; and whether each new state is within bounds."""
+        def one(m, s, dv, key, z, n):
+            new = m.step(s, self._gradient(key, z, n), n)
+            if isinstance(m, Method):
+                # From a finite state, v' = λv − h g and x' = x + v': v' is non-finite only if x' is, so the size
+                # of x alone (NaN fails the comparison) decides, as `within_bounds` does.
+                return new, jnp.sum(new.x * new.x) < self.max_norm**2
+            return new, within_bounds(new, self.max_norm)
+
+        return self._over_grid(one, state, div, xi, n)
+
+    def guarded(self, state, div, xi, n):
+        """Every run one `guarded_step` on."""
+        one = lambda m, s, dv, key, z, n: guarded_step(m, (s, dv), self._gradient(key, z, n), n, self.max_norm)
+        return self._over_grid(one, state, div, xi, n)
+
+
+def _freeze(frozen, old, new):
+    """``old`` where ``frozen`` (config, seed), ``new`` elsewhere, leaf by leaf."""
+    pick = lambda o, f: jnp.where(frozen.reshape(frozen.shape + (1,) * (f.ndim - 2)), o, f)
+    return jax.tree.map(pick, old, new)
+
+
+def _advance_steps(engine: _Engine, carry, start, stop):
+    """Steps ``[start, stop)`` of every run, with exactly the results of `guarded_step` at every step.
+
+    ``carry = (state, diverged_at, noise, block)`` holds the last block of noise drawn and its number. Steps go in
+    blocks of ``engine.block`` (aligned to multiples of it, so that noise blocks are whole): each block runs
+    unguarded, noting whether any run left its bounds, and is run again step by step with `guarded_step` from its
+    start only when a run that had not diverged did. Runs frozen before the block are put back. The odd steps
+    before the first and after the last whole block go step by step.
+    """
+    K = engine.block
+    dtype, d = carry[0].x.dtype, carry[0].x.shape[-1]
+
+    def noise_of(cache, b):
+        if engine.noise is None or not _blocked(engine.noise):
+            return cache
+        xi, drawn = cache
+        return jax.lax.cond(drawn == b, lambda: cache, lambda: (engine.draw(b, dtype, d), b))
+
+    def row(cache, i):
+        return None if cache is None else jax.lax.dynamic_index_in_dim(cache[0], i, axis=1, keepdims=False)
+
+    def one_step(n, carry):
+        state, div, cache = carry
+        cache = noise_of(cache, n // K)
+        state, div = engine.guarded(state, div, row(cache, n % K), n)
+        return state, div, cache
+
+    def block(j, carry):
+        state0, div, cache = carry
+        n0 = first_block + j * K
+        cache = noise_of(cache, n0 // K)
+
+        def fast(i, inner):
+            state, bad = inner
+            state, ok = engine.fast_step(state, div, row(cache, i), n0 + i)
+            return state, bad | ~ok
+
+        state, bad = jax.lax.fori_loop(0, K, fast, (state0, jnp.zeros(div.shape, bool)))
+        frozen = div >= 0
+        again = lambda: jax.lax.fori_loop(n0, n0 + K, one_step, (state0, div, cache))
+        return jax.lax.cond(jnp.any(bad & ~frozen), again, lambda: (_freeze(frozen, state0, state), div, cache))
+
+    first_block = jnp.minimum(stop, -(-start // K) * K)
+    blocks = (stop - first_block) // K
+    carry = jax.lax.fori_loop(start, first_block, one_step, carry)
+    carry = jax.lax.fori_loop(0, blocks, block, carry)
+    return jax.lax.fori_loop(first_block + blocks * K, stop, one_step, carry)
+
+
+def _simulate(method, objective, noise, states, keys, record_at, max_norm, first, diverged_at):
+    """Every run of the flattened grid ``method`` × ``keys`` from step ``first``, recorded at ``record_at``:
+    (states, loss, diverged_at) with leading axes (config, seed, step) ((config, seed) for diverged_at).
+
+    ``states`` (every leaf (config, seed, …)) and ``diverged_at`` (config, seed) are each run's state at step
+    ``first``. Traceable; `_simulate_grid` is its compiled form. The loop runs over steps with the whole grid as
+    its state, so a step on a `Quadratic` is one matrix product for all runs.
+    """
+    method = method.astype(states.x.dtype)
+    d = states.x.shape[-1]
+    block = noise_block_steps(d) if _blocked(noise) else CHECK_EVERY
+    engine = _Engine(method, objective, noise, keys, max_norm, block)
+    cache = None
+    if _blocked(noise):
+        cache = (jnp.zeros((keys.shape[0], block, d), states.x.dtype), jnp.asarray(-1, record_at.dtype))
+    losses_of = jax.vmap(jax.vmap(objective.loss))
 
     def segment(carry, bounds):
-        state, diverged_at = jax.lax.fori_loop(bounds[0], bounds[1], body, carry)
-        loss = objective.loss(state.x)
-        diverged_at = mark_nonfinite_loss(diverged_at, loss, bounds[1])
-        return (state, diverged_at), (state, loss)
+        state, div, cache = _advance_steps(engine, carry, bounds[0], bounds[1])
+        loss = losses_of(state.x)
+        div = mark_nonfinite_loss(div, loss, bounds[1])
+        return (state, div, cache), (state, loss)
 
-    starts = jnp.concatenate([jnp.full(1, first, record_at.dtype), record_at[:-1]])
-    (_, diverged_at), (states, losses) = jax.lax.scan(
-        segment, (start, jnp.asarray(diverged_at, record_at.dtype)), (starts, record_at))
-    return states, losses, diverged_at
+    starts = jnp.concatenate([jnp.reshape(first, (1,)).astype(record_at.dtype), record_at[:-1]])
+    diverged_at = jnp.asarray(diverged_at, record_at.dtype)
+    (_, diverged_at, _), (recorded, losses) = jax.lax.scan(segment, (states, diverged_at, cache),
+                                                            (starts, record_at))
+    step_axis_after_grid = lambda a: jnp.moveaxis(a, 0, 2)
+    return jax.tree.map(step_axis_after_grid, recorded), step_axis_after_grid(losses), diverged_at
 
 
 def observed_points(method: AbstractMethod, states, *, grid: bool = False) -> Array:
@@ -176,8 +318,11 @@ def trajectory(method: AbstractMethod, objective: Objective, x0: Array, record_a
     array of increasing steps; a key is only needed with a noise model.
     """
     key = jax.random.key(0) if key is None else key
-    states, losses, diverged_at = _record(method, objective, noise, _start(method, x0, v0), key, record_at, max_norm)
-    return Trajectory(record_at, states, losses, diverged_at, method)
+    state = jax.tree.map(lambda a: a[None, None], _start(method, x0, v0))
+    states, losses, diverged_at = _simulate(method.flat(), objective, noise, state, key[None], record_at, max_norm,
+                                            jnp.zeros((), record_at.dtype), jnp.full((1, 1), -1, record_at.dtype))
+    only = lambda a: a[0, 0]
+    return Trajectory(record_at, jax.tree.map(only, states), only(losses), only(diverged_at), method)
 
 
 @eqx.filter_jit
@@ -187,13 +332,20 @@ def _initial_states(method, x0, v0, n_seeds: int):
     return jax.tree.map(lambda a: jnp.broadcast_to(a[:, None], (a.shape[0], n_seeds) + a.shape[1:]), states)
 
 
+_simulate_grid = eqx.filter_jit(_simulate)
+
+
 @eqx.filter_jit
-def _simulate_grid(method, objective, noise, states, keys, record_at, max_norm, first, diverged_at):
-    """`_record` over configurations × seeds; ``states`` (every leaf (config, seed, …)) and ``diverged_at``
-    (config, seed) are each run's state at step ``first``."""
-    over_seeds = jax.vmap(_record, (None, None, None, 0, 0, None, None, None, 0))
-    over_configs = jax.vmap(over_seeds, (0, None, None, 0, None, None, None, None, 0))
-    return over_configs(method, objective, noise, states, keys, record_at, max_norm, first, diverged_at)
+def _simulate_sharded(devices, method, objective, noise, states, keys, record_at, max_norm, first, diverged_at):
+    """`_simulate` with the configurations split over ``devices`` (`inertia.scaling.over_devices`)."""
+    shared, static = eqx.partition((objective, noise), eqx.is_array)
+
+    def on_share(method, shared, states, keys, record_at, first, diverged_at):
+        objective, noise = eqx.combine(shared, static)
+        return _simulate(method, objective, noise, states, keys, record_at, max_norm, first, diverged_at)
+
+    split = over_devices(on_share, devices, (True, False, True, False, False, False, True))
+    return split(method, shared, states, keys, record_at, first, diverged_at)
 
 
 def _check_key(key) -> None:
@@ -243,14 +395,27 @@ SEGMENT_SECONDS = 0.5
 SEGMENT_FIRST_WORK = 2**22  # the first segment's work, before its time is known
 
 
-def _advance(part, objective, noise, x0, v0, keys, at, max_norm, progress):
+def _advance(part, objective, noise, x0, v0, keys, at, max_norm, progress, devices=()):
     """Every run of the configurations `part` × `keys` from step 0, recorded at `at`: (states, loss, diverged_at),
     NumPy arrays with leading axes (config, seed, step) (diverged_at: (config, seed)).
 
     Long runs go in segments: each call covers at most `budget` steps (adapted to take about `SEGMENT_SECONDS`) and
     at most ``width`` record points, padded by repetition so that every call reuses one compiled program; the state
-    pytree at the end of a segment starts the next.
+    pytree at the end of a segment starts the next. With several ``devices``, the configurations (padded by
+    repetition to a multiple of their number) are split over them.
     """
+    n_real = math.prod(part.shape)
+    if len(devices) > 1:
+        index = np.minimum(np.arange(-(-n_real // len(devices)) * len(devices)), n_real - 1)
+        part = jax.tree.map(lambda p: p[index], part)
+        out = _advance_steps_of(functools.partial(_simulate_sharded, tuple(devices)), part, objective, noise, x0, v0,
+                                keys, at, max_norm, progress)
+        return jax.tree.map(lambda a: a[:n_real], out)
+    return _advance_steps_of(_simulate_grid, part, objective, noise, x0, v0, keys, at, max_norm, progress)
+
+
+def _advance_steps_of(simulate_grid, part, objective, noise, x0, v0, keys, at, max_norm, progress):
+    """`_advance` with one compiled form of `_simulate` (on one device, or split over several)."""
     n_configs, n_seeds = math.prod(part.shape), keys.shape[0]
     states = _initial_states(part, x0, v0, n_seeds)
     div = jnp.full((n_configs, n_seeds), -1, at.dtype)
@@ -258,7 +423,7 @@ def _advance(part, objective, noise, x0, v0, keys, at, max_norm, progress):
     work = max(1, n_configs * n_seeds * x0.shape[0])
     if steps * work <= SEGMENT_WORK:
         first = jnp.zeros((), at.dtype)
-        out = _simulate_grid(part, objective, noise, states, keys, at, max_norm, first, div)
+        out = simulate_grid(part, objective, noise, states, keys, at, max_norm, first, div)
         return jax.tree.map(np.asarray, out)
     points = np.asarray(at)
     width = min(len(points), 64)
@@ -274,7 +439,7 @@ def _advance(part, objective, noise, x0, v0, keys, at, max_norm, progress):
             padded = jnp.asarray(np.pad(targets, (0, width - len(targets)), mode="edge"), at.dtype)
             clock = time.perf_counter()
             first = jnp.asarray(step, at.dtype)  # an array, not a Python int: filter_jit would recompile for each
-            recorded, losses, div = _simulate_grid(part, objective, noise, states, keys, padded, max_norm, first, div)
+            recorded, losses, div = simulate_grid(part, objective, noise, states, keys, padded, max_norm, first, div)
             # dispatch is asynchronous: wait for the work before timing it
             states = jax.block_until_ready(jax.tree.map(lambda a: a[:, :, -1], recorded))
             pieces.append(jax.tree.map(lambda a: np.asarray(a[:, :, :real]), (recorded, losses)))
@@ -321,7 +486,7 @@ def sweep(method: AbstractMethod, objective: Objective, x0: ArrayLike, steps: in
           noise: Noise | None = None, key: Array | None = None, record_every: int | None = None,
           record_at: ArrayLike | Sequence[int] | None = None, v0: ArrayLike | None = None, max_norm: float = 1e12,
           path: str | os.PathLike | None = None, chunk_size: int | None = None, force: bool = False,
-          progress: bool = True) -> xr.Dataset:
+          progress: bool = True, executor: Any = None, devices: Sequence[Any] | None = None) -> xr.Dataset:
     """Run every configuration of a method grid × `seeds` seeds as one compiled program.
 
     **Arguments:** as `run`, plus
@@ -333,6 +498,11 @@ def sweep(method: AbstractMethod, objective: Objective, x0: ArrayLike, steps: in
       shapes; one that does not match or cannot be read is recomputed, with one line saying why. A folder whose
       ``manifest.json`` records other arguments (every hyper-parameter of the method among them) is refused,
       naming them; ``force=True`` starts over there.
+    - ``executor``: run the chunks as tasks on any `concurrent.futures.Executor` or a Dask ``distributed.Client``
+      (docs/scaling.md); the driver writes the store. Results equal the local run's (same key, same chunk size).
+    - ``devices``: the devices the configurations of a chunk are split over (`inertia.scaling.over_devices`);
+      default: every local device of JAX's default backend, so one CPU or GPU unless more are set up. Results equal
+      those on one device to rounding (bit for bit where the device kernels are the same).
 
     **Returns:** an `xarray.Dataset` with ``x`` and ``observed`` (config, seed, step, dim), the method's other
     state fields shaped like them or one value per step (``velocity`` for the linear methods; ``mu``, ``nu``,
@@ -367,21 +537,35 @@ def sweep(method: AbstractMethod, objective: Objective, x0: ArrayLike, steps: in
                      "dtype": str(x0.dtype), "inertia_version": __version__}
         shapes = _chunk_shapes(names, flat, objective, noise, x0, v0, keys, at, max_norm)
         store = Store.open(path, arguments, shapes, force=force)
-        done = sum(store.usable(start, min(start + chunk, n_configs)) for start in starts)
-        if done and progress:
-            tqdm.write(f"sweep: resuming: {done} of {len(starts)} chunks done", file=sys.stderr)
+    parts, todo = _saved_chunks(store, names, starts, chunk, n_configs, progress)
+    tasks = [(_configurations(flat, start, chunk, n_configs), objective, noise, x0, v0, keys, at, max_norm)
+             for start in todo]
+    bar = tqdm(total=len(todo), desc="sweep", unit="chunk", disable=not progress or len(todo) < 2)
 
-    parts = []
+    def finish(i, out):
+        start = todo[i]
+        stop = min(start + chunk, n_configs)
+        out = [a[: stop - start] for a in out]  # the last chunk was padded to the common size
+        if store is not None:
+            store.save(start, stop, dict(zip(names.names, out)))
+        parts[start] = out
+        bar.update()
+
     try:
-        for start in tqdm(starts, desc="sweep", unit="chunk", disable=not progress or len(starts) == 1):
-            parts.append(_chunk(names, flat, objective, noise, x0, v0, keys, at, max_norm, start, chunk, n_configs,
-                                store, progress))
+        if executor is None:
+            local = resolve_devices(devices)
+            for i, task in enumerate(tasks):
+                finish(i, _chunk_result(*task, devices=local, progress=progress))
+        else:
+            run_tasks(executor, _chunk_result, tasks, finish)
     except KeyboardInterrupt:
         if store is not None:
             tqdm.write(f"sweep: interrupted; {len(parts)} of {len(starts)} chunks kept in {store.folder}: run the same "
                        "sweep again to resume", file=sys.stderr)
         raise
-    leaves = [np.concatenate(p)[:n_configs] for p in zip(*parts)]
+    finally:
+        bar.close()
+    leaves = [np.concatenate(p)[:n_configs] for p in zip(*(parts[start] for start in starts))]
     states = jax.tree.unflatten(names.structure, leaves[:-2])
     losses, div = leaves[-2:]
     ds = _dataset(method, flat, states, losses, div, at, steps, seeds, x0.dtype)
@@ -448,17 +632,30 @@ def _chunk_shapes(names, flat, objective, noise, x0, v0, keys, at, max_norm) -> 
     return {name: (a.shape[1:], np.dtype(a.dtype).str) for name, a in zip(names.names, leaves)}
 
 
-def _chunk(names, flat, objective, noise, x0, v0, keys, at, max_norm, start, chunk, n_configs, store, progress):
-    """The leaves of configurations ``[start, start + chunk)``: from the store when saved there, else computed."""
-    stop = min(start + chunk, n_configs)
-    saved = None if store is None else store.load(start, stop)
-    if saved is not None:
-        return [saved[name] for name in names.names]
-    # Pad the last chunk to the common size, so every chunk reuses one compiled program.
+def _saved_chunks(store, names, starts, chunk, n_configs, progress) -> tuple[dict, list[int]]:
+    """The chunks saved in ``store`` (``{start: leaves}``), and the starts of those to compute."""
+    saved, todo = {}, []
+    for start in starts:
+        arrays = None if store is None else store.load(start, min(start + chunk, n_configs))
+        if arrays is None:
+            todo.append(start)
+        else:
+            saved[start] = [arrays[name] for name in names.names]
+    if saved and progress:
+        tqdm.write(f"sweep: resuming: {len(saved)} of {len(starts)} chunks done", file=sys.stderr)
+    return saved, todo
+
+
+def _configurations(flat, start, chunk, n_configs):
+    """Configurations ``[start, start + chunk)`` of the flat grid, the last chunk padded by repetition to the common
+    size so that every chunk reuses one compiled program."""
     index = np.minimum(np.arange(start, start + chunk), n_configs - 1)
-    part = jax.tree.map(lambda p: p[index], flat)
-    out = [a[: stop - start] for a in jax.tree.leaves(_advance(part, objective, noise, x0, v0, keys, at, max_norm,
-                                                               progress))]
-    if store is not None:
-        store.save(start, stop, dict(zip(names.names, out)))
-    return out
+    return jax.tree.map(lambda p: p[index], flat)
+
+
+def _chunk_result(part, objective, noise, x0, v0, keys, at, max_norm, devices=None, progress=False) -> list:
+    """The saved leaves (state leaves, loss, diverged_at) of the configurations ``part``, as NumPy arrays: one task
+    of a sweep, run locally or on a worker (where ``devices`` defaults to the worker's own)."""
+    devices = resolve_devices(devices)
+    return [np.asarray(a) for a in jax.tree.leaves(_advance(part, objective, noise, x0, v0, keys, at, max_norm,
+                                                              progress, devices))]
