@@ -4,6 +4,8 @@
 - `welch`: Welch's two-sample t interval for a difference of means.
 - `tost`: equivalence by two one-sided Welch tests against a margin stated in advance (Schuirmann 1987).
 - `tost_seeds`: the number of seeds per arm that gives a TOST the requested power (normal approximation).
+- `paired_tost` / `paired_tost_seeds`: the same on paired seeds (common initialisation and batches), from the SD of
+  the per-seed differences.
 - `fitted_order`: a log–log slope with its standard error, and the t quantile for an interval on it;
   `fitted_slope`: the same for a log-linear slope (an exponential rate).
 - `order_identified`: whether that interval singles out one integer order.
@@ -65,6 +67,22 @@ def tost_seeds(sd: float, margin: float, alpha: float = 0.05, power: float = 0.8
     tail = (1 - power) / 2 if true_difference == 0 else 1 - power
     n = 2 * (stats.norm.ppf(1 - alpha) + stats.norm.ppf(1 - tail)) ** 2 * sd**2 / gap**2
     return max(3, int(np.ceil(n)))
+
+
+def paired_tost(a, b, margin: float, alpha: float = 0.05) -> dict:
+    """TOST of ``mean(a − b)`` on paired samples: the differences against a constant zero sample, so Welch's interval
+    is the one-sample Student interval with ``n − 1`` degrees of freedom (Schuirmann 1987). Same keys as `tost`."""
+    difference = np.asarray(a, float) - np.asarray(b, float)
+    return tost(difference, np.zeros_like(difference), margin, alpha)
+
+
+def paired_tost_seeds(sd_difference: float, margin: float, alpha: float = 0.05, power: float = 0.8) -> int:
+    """Seeds for a `paired_tost` of power ``power`` when the per-seed differences have SD ``sd_difference``.
+
+    `tost_seeds` sizes two independent arms of SD ``s`` (difference of means SD ``s√(2/n)``); paired differences of
+    SD ``s_d`` give ``s_d/√n``, the same as arms of SD ``s_d/√2``.
+    """
+    return tost_seeds(sd_difference / np.sqrt(2), margin, alpha, power)
 
 
 def fitted_order(hs, errors) -> dict:
