@@ -4,6 +4,7 @@
 """
 
 from . import (  # noqa: F401  (registration, in report order)
+    batch_size,
     continuous_time,
     conventions,
     drift,
@@ -12,7 +13,6 @@ from . import (  # noqa: F401  (registration, in report order)
     high_resolution,
     lm_finetune,
     lzu_applications,
-    batch_size,
     marginal_value,
     ntk,
     quadratics,

@@ -91,7 +91,9 @@ def _finetune(encoder, frozen: _Frozen, first: int, lrs, beta, sgd_lr_factor, ba
     lrs = np.asarray(lrs, float)
     method = HeavyBall.from_practitioner(np.concatenate([lrs * sgd_lr_factor, lrs * (1 - beta)]),
                                          np.concatenate([np.zeros_like(lrs), np.full_like(lrs, beta)]))
-    data = Dataset("rotten_tomatoes", frozen.train, frozen.y_train, frozen.validation, frozen.y_validation, 2, ())
+    # inputs are (hidden states, mask) tuples, which Dataset and train accept (its docstring)
+    data = Dataset("rotten_tomatoes", frozen.train, frozen.y_train, frozen.validation,  # type: ignore[arg-type]
+                   frozen.y_validation, 2, ())
     factory = functools.partial(SentenceClassifier, encoder, 2, first=first)
     epochs = max(1, -(-steps * batch // len(frozen.y_train)))
     out = train(factory, method, data, key=jax.random.key(seed), epochs=epochs, batch_size=batch, seeds=seeds,

@@ -178,8 +178,8 @@ def _mean_rate(steps_to_target):
     ),
     quick={"datasets": ["digits"], "n": 32, "width": 1024, "steps": 150, "record_every": 1, "seeds": 4, "c": 0.5,
            "seed": 0, "alpha": 0.05},
-    full={"datasets": ["mnist", "fashion_mnist", "digits", "mnist1d", "breast_cancer"], "n": 64, "width": 8192, "steps": 500,
-          "record_every": 1, "seeds": 4, "c": 0.5, "seed": 0, "alpha": 0.05},
+    full={"datasets": ["mnist", "fashion_mnist", "digits", "mnist1d", "breast_cancer"], "n": 64, "width": 8192,
+          "steps": 500, "record_every": 1, "seeds": 4, "c": 0.5, "seed": 0, "alpha": 0.05},
     judge=lambda numbers: _judge(numbers), draw=lambda numbers: _draw(numbers),
     controls=[
         Control("c-equals-one", "shared (η, β) at Polyak's boundary c = 1, where the kernel regime puts NAG "
@@ -194,8 +194,8 @@ def _measure(*, datasets, n, width, steps, record_every, seeds, c, seed, alpha, 
     for name in datasets:
         try:
             results[name] = _one_dataset(name, n, width, steps, record_every, seeds, c, seed, variant)
-        except DataUnavailable as error:  # not installed here: no measurement, and the message says how to get it
-            missing[name] = str(error)
+        except DataUnavailable as unavailable:  # not installed here: no measurement; the message says how to get it
+            missing[name] = str(unavailable)
     cells = len(datasets) * len(_JUDGED_AGAINST_KERNEL)
     level = 1 - 2 * alpha / (2 * len(datasets))  # one-sided at α over the 2 orders per data set (Bonferroni)
     for r in results.values():
