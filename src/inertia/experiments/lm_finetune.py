@@ -15,6 +15,7 @@ import functools
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 from jax.flatten_util import ravel_pytree
@@ -55,34 +56,40 @@ def _frozen(shots: tuple[int, ...], n_eval: int, max_length: int, first: int, se
     encoder, tokenizer = pretrained(_MODEL)
     texts = load("rotten_tomatoes", seed=seed)
     assert isinstance(texts, Texts)
-    def hidden(t):
-        tokens = tokenize(tokenizer, t, max_length)
-        return features(encoder, tokens, upto=first), tokens[1]
-
     half = n_eval // 2
-    validation = hidden(texts.text_test[:half])
-    test = hidden(texts.text_test[half:n_eval])
-    sets = {}
+    rows = {k: _few_shot(texts, k, seed) for k in shots}
+    # every snippet through the frozen layers in one pass (one compiled program), then sliced per set
+    text = list(texts.text_test[:n_eval]) + [texts.text_train[i] for k in shots for i in rows[k]]
+    ids, mask = tokenize(tokenizer, text, max_length)
+    hidden = features(encoder, (ids, mask), upto=first)
+    part = lambda start, stop: (hidden[start:stop], mask[start:stop])
+    start, sets = n_eval, {}
     for k in shots:
-        rows = _few_shot(texts, k, seed)
-        sets[k] = _Frozen(hidden([texts.text_train[i] for i in rows]), texts.y_train[rows], validation,
-                          texts.y_test[:half], test, texts.y_test[half:n_eval])
+        stop = start + len(rows[k])
+        sets[k] = _Frozen(part(start, stop), texts.y_train[rows[k]], part(0, half), texts.y_test[:half],
+                          part(half, n_eval), texts.y_test[half:n_eval])
+        start = stop
     return encoder, sets
+
+
+@eqx.filter_jit
+def _accuracies(static, unravel, flat, x, y):
+    """Accuracy on ``(x, y)`` of each parameter vector in ``flat`` (rows), one network at a time."""
+    def one(f):
+        model = eqx.combine(unravel(f), static)
+        return jnp.mean(jnp.argmax(jax.vmap(model)(x), axis=-1) == y)
+
+    return jax.lax.map(one, flat)
 
 
 def _accuracy(model_factory, final: np.ndarray, x: tuple, y: np.ndarray) -> np.ndarray:
     """Accuracy on ``(x, y)`` of every trained parameter vector in ``final`` (config, seed, parameter), unflattened
     in the layout `inertia.nn.train` flattens (`jax.flatten_util.ravel_pytree` of the inexact arrays)."""
     params, static = eqx.partition(model_factory(key=jax.random.key(0)), eqx.is_inexact_array)
-    unravel = ravel_pytree(params)[1]
-
-    @eqx.filter_jit
-    def one(flat):
-        model = eqx.combine(unravel(flat), static)
-        return jax.numpy.mean(jax.numpy.argmax(jax.vmap(model)(x), axis=-1) == y)
-
-    flat = final.reshape(-1, final.shape[-1])
-    return np.asarray([float(one(f)) for f in flat]).reshape(final.shape[:-1])
+    unravel = eqx.Partial(ravel_pytree(params)[1])
+    flat = jnp.asarray(final.reshape(-1, final.shape[-1]))
+    x = tuple(jnp.asarray(a) for a in x)
+    return np.asarray(_accuracies(static, unravel, flat, x, jnp.asarray(y))).reshape(final.shape[:-1])
 
 
 def _finetune(encoder, frozen: _Frozen, first: int, lrs, beta, sgd_lr_factor, batch, steps, seeds, seed) -> dict:
