@@ -52,6 +52,16 @@ def test_paired_tost_size_at_the_margin_and_power_at_its_seed_count():
     assert power >= 0.8 - 3 * np.sqrt(0.8 * 0.2 / reps) - 0.03  # normal approximation of the t test: a few % low
 
 
+def test_superiority_seeds_give_the_one_sided_test_its_power():
+    rng = np.random.default_rng(4)
+    reps, alpha, margin, effect, sd = 4000, 0.05, 0.1, 0.6, 1.0
+    n = _stats.superiority_seeds(sd, effect, margin, alpha, power=0.8)
+    shown = [_stats.welch(rng.normal(effect, sd, n), np.zeros(n), level=1 - 2 * alpha)["low"] > margin
+             for _ in range(reps)]
+    # the normal approximation ignores Student's t: a few % low at n ≈ 25
+    assert 0.8 - 3 * np.sqrt(0.8 * 0.2 / reps) - 0.04 <= np.mean(shown) <= 0.8 + 3 * np.sqrt(0.8 * 0.2 / reps)
+
+
 def test_fitted_order_standard_error_covers_the_true_slope():
     rng = np.random.default_rng(2)
     hs = np.geomspace(1e-3, 1e-1, 6)

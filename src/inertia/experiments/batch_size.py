@@ -74,8 +74,10 @@ def _batches(equivalent_batches, helps_batches, svag_batch) -> list[int]:
         "0.0075 at ℓ = 4, taken as 0.010; full: 0.016, from a wider network's pilot, as no ResNet pilot was run), at "
         "least 5. (2) At the large batches (large η, where the paper predicts momentum helps) SGDM's accuracy "
         "exceeds SGD's by more than the margin (one-sided paired t, α = 0.05 Bonferroni; a diverged run counts at "
-        "chance). (3) SVAG (rate η/ℓ, noise ×ℓ, ℓ× the epochs; ℓ ∈ {1, 4} in quick mode, {1, 2, 4, 8} in full "
-        "mode) at a large batch: at the largest ℓ the accuracies are equivalent again (a TOST cell of rule 1). "
+        "chance), with enough seeds for power 0.8 at the pilot's mean and SD of that difference (quick: 0.29 and "
+        "0.21; full: 0.097 and 0.078, the wider network's). (3) SVAG (rate η/ℓ, noise ×ℓ, ℓ× the epochs; "
+        "ℓ ∈ {1, 4} in quick mode, {1, 2, 4, 8} in full mode) at a large batch: at the largest ℓ the accuracies "
+        "are equivalent again (a TOST cell of rule 1). "
         "Which batches are 'small' and 'large' is set in the configuration from a pilot on other seeds (quick: "
         "B = 16 and 256; at 10 epochs B = 64 was not yet equivalent, at 20 it was). If the Fashion-MNIST files "
         "are not installed the claim is inconclusive, with the install hint."
@@ -83,12 +85,14 @@ def _batches(equivalent_batches, helps_batches, svag_batch) -> list[int]:
     quick={"dataset": "fashion_mnist", "n_train": 1024, "n_test": 1000, "model": {"kind": "mlp", "width": 32},
            "beta": 0.9, "base_lr": 0.05, "base_batch": 16, "epochs": 20, "equivalent_batches": [16],
            "helps_batches": [256], "svag_batch": 256, "svag_ell": [1, 4], "margin": 0.02, "sd_prior": 0.010,
+           "helps_prior": {"effect": 0.29, "sd": 0.21},
            "alpha": 0.05, "power": 0.8, "min_seeds": 5, "seed": 0},
     # full mode, estimated at ~5,500 CPU-s (2 ms per example and network for this ResNet, docs/networks.md)
     full={"dataset": "fashion_mnist", "n_train": 1024, "n_test": 2000,
           "model": {"kind": "resnet", "widths": [8, 16, 32]}, "beta": 0.9, "base_lr": 0.05, "base_batch": 16,
           "epochs": 6, "equivalent_batches": [16, 64], "helps_batches": [256, 1024], "svag_batch": 256,
-          "svag_ell": [1, 2, 4, 8], "margin": 0.02, "sd_prior": 0.016, "alpha": 0.05, "power": 0.8,
+          "svag_ell": [1, 2, 4, 8], "margin": 0.02, "sd_prior": 0.016,
+          "helps_prior": {"effect": 0.097, "sd": 0.078}, "alpha": 0.05, "power": 0.8,
           "min_seeds": 5, "seed": 0},
     judge=lambda numbers: _judge(numbers), draw=lambda numbers: _draw(numbers),
     controls=[
@@ -100,7 +104,7 @@ def _batches(equivalent_batches, helps_batches, svag_batch) -> list[int]:
     precision="float32",
 )
 def _measure(*, dataset, n_train, n_test, model, beta, base_lr, base_batch, epochs, equivalent_batches,
-             helps_batches, svag_batch, svag_ell, margin, sd_prior, alpha, power, min_seeds, seed,
+             helps_batches, svag_batch, svag_ell, margin, sd_prior, helps_prior, alpha, power, min_seeds, seed,
              sgd_lr_factor=1.0) -> dict:
     try:
         data = load(dataset, n_train=n_train, n_test=n_test, seed=seed)
@@ -108,7 +112,9 @@ def _measure(*, dataset, n_train, n_test, model, beta, base_lr, base_batch, epoc
         return {"missing": str(missing), "dataset": dataset}
     cells = len(equivalent_batches) + 1  # TOST cells: the small batches and SVAG's largest ℓ
     # the power calculation's normal approximation is poor below 5 seeds (Student's t with ≤ 3 degrees of freedom)
-    seeds = max(min_seeds, _stats.paired_tost_seeds(sd_prior, margin, alpha / cells, power))
+    seeds = max(min_seeds, _stats.paired_tost_seeds(sd_prior, margin, alpha / cells, power),
+                _stats.superiority_seeds(helps_prior["sd"], helps_prior["effect"], margin,
+                                         alpha / len(helps_batches), power))
     lr = {b: base_lr * b / base_batch for b in _batches(equivalent_batches, helps_batches, svag_batch)}
     runs = {b: _run(data, model, _matched(lr[b], beta, sgd_lr_factor), b, epochs, 1, seeds, seed) for b in lr}
     svag = {ell: runs[svag_batch] if ell == 1 else _run(data, model, _matched(lr[svag_batch] / ell, beta,
