@@ -6,6 +6,10 @@ Regenerate with ``python -m inertia.cli._claims``.
 
 #: claim id → (paper, title), in registration order.
 CLAIM_LIST: dict[str, tuple[str, str]] = {
+    "sgdm-batch-size":
+        ("wang-2024",
+         "Across batch sizes, SGDM matches SGD at the same effective learning rate, except at large batch and "
+         "learning rate; SVAG closes that gap"),
     "ks-momentum-orders":
         ("kovachki-stuart-2021",
          "Momentum follows the rescaled gradient flow to O(h) and the modified flows to O(h²)"),
@@ -70,10 +74,6 @@ CLAIM_LIST: dict[str, tuple[str, str]] = {
     "lzu-second-order":
         ("liu-ziyin-ueda-2021",
          "Stationary covariance of damped Newton, natural gradient and Adam"),
-    "sgdm-batch-size":
-        ("wang-2024",
-         "Across batch sizes, SGDM matches SGD at the same effective learning rate, except at large batch and "
-         "learning rate; SVAG closes that gap"),
     "sgdm-marginal-value":
         ("wang-2024",
          "SGD with momentum is equivalent to SGD at the same effective learning rate, except at large "
