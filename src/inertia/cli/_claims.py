@@ -6,10 +6,6 @@ Regenerate with ``python -m inertia.cli._claims``.
 
 #: claim id → (paper, title), in registration order.
 CLAIM_LIST: dict[str, tuple[str, str]] = {
-    "sgdm-batch-size":
-        ("wang-2024",
-         "Across batch sizes, SGDM matches SGD at the same effective learning rate, except at large batch and "
-         "learning rate; SVAG closes that gap"),
     "ks-momentum-orders":
         ("kovachki-stuart-2021",
          "Momentum follows the rescaled gradient flow to O(h) and the modified flows to O(h²)"),
@@ -78,6 +74,10 @@ CLAIM_LIST: dict[str, tuple[str, str]] = {
         ("wang-2024",
          "SGD with momentum is equivalent to SGD at the same effective learning rate, except at large "
          "learning rate and full batch"),
+    "sgdm-batch-size":
+        ("wang-2024",
+         "Across batch sizes, SGDM matches SGD at the same effective learning rate, except at large batch and "
+         "learning rate; SVAG closes that gap"),
     "ntk-nag-beats-hb":
         ("liu-2024",
          "NAG beats heavy ball at a shared (η, β) on wide two-layer ReLU nets, as the kernel regime predicts; "

@@ -4,7 +4,6 @@
 """
 
 from . import (  # noqa: F401  (registration, in report order)
-    batch_size,
     continuous_time,
     conventions,
     drift,
@@ -14,6 +13,7 @@ from . import (  # noqa: F401  (registration, in report order)
     lm_finetune,
     lzu_applications,
     marginal_value,
+    momentum_batch_size,
     ntk,
     quadratics,
     rate_bounds,
