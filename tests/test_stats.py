@@ -34,6 +34,35 @@ def test_tost_size_and_power_by_simulation():
     assert power >= 0.8 - 3 * np.sqrt(0.8 * 0.2 / reps) - 0.03  # normal approximation of the t test: a few % low
 
 
+def test_paired_tost_size_at_the_margin_and_power_at_its_seed_count():
+    """Paired samples share a large common part (the seed), which the paired test removes: at a true difference on
+    the margin it declares equivalence at most α of the time, and at ``paired_tost_seeds`` it reaches its power."""
+    rng = np.random.default_rng(3)
+    reps, alpha, margin, sd_difference = 4000, 0.05, 0.5, 1.0
+
+    def equivalent(n, true_difference):
+        common = rng.normal(0, 5, n)
+        return _stats.tost(common + rng.normal(true_difference, sd_difference, n), common, margin, alpha,
+                           pairs=True)["equivalent"]
+
+    at_margin = np.mean([equivalent(20, margin) for _ in range(reps)])
+    assert at_margin <= alpha + 3 * np.sqrt(alpha * (1 - alpha) / reps)
+    n = _stats.paired_tost_seeds(sd_difference, margin, alpha, power=0.8)
+    assert n == _stats.tost_seeds(sd_difference / np.sqrt(2), margin, alpha, power=0.8)
+    power = np.mean([equivalent(n, 0.0) for _ in range(reps)])
+    assert power >= 0.8 - 3 * np.sqrt(0.8 * 0.2 / reps) - 0.03  # normal approximation of the t test: a few % low
+
+
+def test_superiority_seeds_give_the_one_sided_test_its_power():
+    rng = np.random.default_rng(4)
+    reps, alpha, margin, effect, sd = 4000, 0.05, 0.1, 0.6, 1.0
+    n = _stats.superiority_seeds(sd, effect, margin, alpha, power=0.8)
+    shown = [_stats.welch(rng.normal(effect, sd, n), np.zeros(n), level=1 - 2 * alpha)["low"] > margin
+             for _ in range(reps)]
+    # the normal approximation ignores Student's t: a few % low at n ≈ 25
+    assert 0.8 - 3 * np.sqrt(0.8 * 0.2 / reps) - 0.04 <= np.mean(shown) <= 0.8 + 3 * np.sqrt(0.8 * 0.2 / reps)
+
+
 def test_fitted_order_standard_error_covers_the_true_slope():
     rng = np.random.default_rng(2)
     hs = np.geomspace(1e-3, 1e-1, 6)

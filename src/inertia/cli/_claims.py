@@ -69,6 +69,10 @@ CLAIM_LIST: dict[str, tuple[str, str]] = {
         ("rosca-thesis",
          "The explicit IGR regulariser at a small learning rate reproduces the smoothing of a large learning "
          "rate"),
+    "sgdm-lm-finetune":
+        ("wang-2024",
+         "Few-shot fine-tuning of a pretrained language model: SGDM matches SGD at the same effective "
+         "learning rate, at the best learning rate"),
     "lzu-approximation-error":
         ("liu-ziyin-ueda-2021",
          "The continuous-time approximation's error grows as λk/(2(1+μ))"),
@@ -82,6 +86,10 @@ CLAIM_LIST: dict[str, tuple[str, str]] = {
         ("wang-2024",
          "SGD with momentum is equivalent to SGD at the same effective learning rate, except at large "
          "learning rate and full batch"),
+    "sgdm-batch-size":
+        ("wang-2024",
+         "Across batch sizes, SGDM matches SGD at the same effective learning rate, except at large batch and "
+         "learning rate; SVAG closes that gap"),
     "ntk-nag-beats-hb":
         ("liu-2024",
          "NAG beats heavy ball at a shared (η, β) on wide two-layer ReLU nets, as the kernel regime predicts; "

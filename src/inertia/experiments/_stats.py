@@ -3,8 +3,11 @@
 - `zscores` / `z_critical`: Monte Carlo estimates against a prediction, with a Bonferroni correction over cells.
 - `welch`: Welch's two-sample t interval for a difference of means; `paired`: the t interval of the mean of
   paired differences (arms run on the same seeds).
-- `tost`: equivalence by two one-sided Welch tests against a margin stated in advance (Schuirmann 1987).
+- `tost`: equivalence by two one-sided Welch tests against a margin stated in advance (Schuirmann 1987); with
+  ``pairs=True``, by the paired test.
 - `tost_seeds`: the number of seeds per arm that gives a TOST the requested power (normal approximation).
+- `paired_tost_seeds`: seeds for a paired TOST (common initialisation and batches), from the SD of
+  the per-seed differences; `superiority_seeds`: seeds for a one-sided paired test that a difference exceeds a margin.
 - `fitted_order`: a log–log slope with its standard error, and the t quantile for an interval on it;
   `fitted_slope`: the same for a log-linear slope (an exponential rate).
 - `order_identified`: whether that interval singles out one integer order; `order_row` and `orders_summary`: a fitted
@@ -78,6 +81,27 @@ def tost_seeds(sd: float, margin: float, alpha: float = 0.05, power: float = 0.8
         raise ValueError("the margin must exceed the assumed true difference")
     tail = (1 - power) / 2 if true_difference == 0 else 1 - power
     n = 2 * (stats.norm.ppf(1 - alpha) + stats.norm.ppf(1 - tail)) ** 2 * sd**2 / gap**2
+    return max(3, int(np.ceil(n)))
+
+
+def paired_tost_seeds(sd_difference: float, margin: float, alpha: float = 0.05, power: float = 0.8) -> int:
+    """Seeds for a paired `tost` (``pairs=True``) of power ``power``; the per-seed differences have SD ``sd_difference``.
+
+    `tost_seeds` sizes two independent arms of SD ``s`` (difference of means SD ``s√(2/n)``); paired differences of
+    SD ``s_d`` give ``s_d/√n``, the same as arms of SD ``s_d/√2``.
+    """
+    return tost_seeds(sd_difference / np.sqrt(2), margin, alpha, power)
+
+
+def superiority_seeds(sd_difference: float, effect: float, margin: float, alpha: float = 0.05,
+                      power: float = 0.8) -> int:
+    """Seeds for a one-sided paired test of ``mean difference > margin`` to reach ``power`` when the true mean
+    difference is ``effect`` (normal approximation): ``n = (z_{1−α} + z_power)² s_d² / (effect − margin)²``
+    (Chow, Shao & Wang, Sample Size Calculations in Clinical Research, §3.2.2). At least 3."""
+    gap = effect - margin
+    if gap <= 0:
+        raise ValueError("the assumed effect must exceed the margin")
+    n = (stats.norm.ppf(1 - alpha) + stats.norm.ppf(power)) ** 2 * sd_difference**2 / gap**2
     return max(3, int(np.ceil(n)))
 
 

@@ -45,19 +45,13 @@ def _final(out) -> dict:
 
 
 def _seeds_needed(sd_prior: dict, margins: dict, alpha: float, power: float, cells: int) -> int:
-    """Seeds per arm for every paired TOST to reach ``power`` (Bonferroni over ``cells``) at the pilot's SDs.
-
-    `_stats.tost_seeds` sizes two independent arms of SD ``s``; a paired difference of SD ``s_d`` needs the same
-    number of seeds as arms of SD ``s_d/√2``.
-    """
-    return max(_stats.tost_seeds(sd_prior[m] / np.sqrt(2), margins[m], alpha / cells, power) for m in _METRICS)
+    """Seeds for every paired TOST to reach ``power`` (Bonferroni over ``cells``) at the pilot's SDs of differences."""
+    return max(_stats.paired_tost_seeds(sd_prior[m], margins[m], alpha / cells, power) for m in _METRICS)
 
 
-def _paired_tost(values: dict, margin: float, alpha: float) -> dict:
-    """TOST of SGDM − SGD on paired seeds: the differences against a constant zero sample (Welch's interval is
-    then the one-sample Student interval)."""
-    difference = values[1] - values[0]
-    return {**_stats.tost(difference, np.zeros_like(difference), margin, alpha),
+def _paired_tost(values: np.ndarray, margin: float, alpha: float) -> dict:
+    """TOST of SGDM (config 1) − SGD (config 0) on paired seeds, with both means."""
+    return {**_stats.tost(values[1], values[0], margin, alpha, pairs=True),
             "sgd": float(np.mean(values[0])), "sgdm": float(np.mean(values[1]))}
 
 
