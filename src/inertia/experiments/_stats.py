@@ -85,7 +85,7 @@ def tost_seeds(sd: float, margin: float, alpha: float = 0.05, power: float = 0.8
 
 
 def paired_tost_seeds(sd_difference: float, margin: float, alpha: float = 0.05, power: float = 0.8) -> int:
-    """Seeds for a paired `tost` (``pairs=True``) of power ``power``; the per-seed differences have SD ``sd_difference``.
+    """Seeds for a paired `tost` (``pairs=True``) of power ``power``, per-seed differences of SD ``sd_difference``.
 
     `tost_seeds` sizes two independent arms of SD ``s`` (difference of means SD ``s√(2/n)``); paired differences of
     SD ``s_d`` give ``s_d/√n``, the same as arms of SD ``s_d/√2``.
