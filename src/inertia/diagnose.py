@@ -50,7 +50,7 @@ from jaxtyping import Array, PyTree
 from . import hessian, stability, stationary
 from ._checks import InertiaError, check_int
 from .flows import drift_coefficient
-from .methods import GD, Method, effective_lr, require_linear
+from .methods import GD, AbstractMethod, Method, effective_lr, require_linear
 
 __all__ = ["Measurement", "Diagnosis", "measure", "predict", "check", "diagnose"]
 
@@ -193,11 +193,15 @@ def _stationary_top(method: Method, m: Measurement, k: int, state_dependent: boo
     Sec. 3, here with the per-example Hessians restricted to the top directions). The covariance is solved
     self-consistently with it (``state_dependent=True``) or with the constant ``F/B`` alone.
     """
-    K, A = np.diag(m.eigenvalues[:k]), m.curvatures[:, :k, :k]
+    K, A = np.diag(m.eigenvalues[:k]), np.ascontiguousarray(m.curvatures[:, :k, :k])
     C0 = m.noise_top[:k, :k] / m.batch_size
+    n = len(A)
+    stacked = A.reshape(n * k, k)  # rows (example, j)
 
     def state_noise(S):
-        return (np.einsum("nij,jk,nkl->il", A, S, A) / len(A) - K @ S @ K) / m.batch_size
+        # (1/N) Σ_n A_n S A_n as two matrix products of n·k³ operations (A_n is symmetric)
+        AS = (stacked @ S).reshape(n, k, k).transpose(1, 0, 2).reshape(k, n * k)
+        return (AS @ stacked / n - K @ S @ K) / m.batch_size
 
     try:
         exact = (stationary.self_consistent_covariance(method, K, state_noise, C0) if state_dependent
@@ -217,6 +221,8 @@ def predict(method: Method, m: Measurement, *, rescale: bool = True) -> dict:
     the un-rescaled rate, as a negative control). Equivalence margin, fixed in advance: a quarter of the method's own
     stationary excess loss (the part of the loss the noise adds).
     """
+    if isinstance(method, AbstractMethod) and not isinstance(method, Method):
+        return _unavailable(method)
     method = _linear(method, "predict")
     h, lam = float(method.h), float(method.momentum)
     sharp = float(m.eigenvalues[0])
@@ -251,6 +257,20 @@ def predict(method: Method, m: Measurement, *, rescale: bool = True) -> dict:
     }
 
 
+#: The predictions, each of which needs the linear two-step form (h, λ, a) of the method.
+PREDICTIONS = ("stability", "stationary", "regime", "implicit_regulariser")
+
+
+def _unavailable(method: AbstractMethod) -> dict:
+    """Every prediction marked not available for a method without a linear two-step form, with the reason
+    (`require_linear`'s message: why its theory does not apply)."""
+    try:
+        require_linear(method, "this prediction")
+    except InertiaError as error:
+        reason = str(error)
+    return {name: {"available": False, "reason": reason} for name in PREDICTIONS}
+
+
 def _continue(loss: Loss, unravel, method: Method, flat0: Array, pool: PyTree, n: int, batch_size: int,
               steps: int, keys: Array, U: Array):
     """``len(keys)`` replicas of ``steps`` minibatch steps from ``flat0``: projections ``U(θ_t − θ_0)`` and losses."""
@@ -261,7 +281,9 @@ def _continue(loss: Loss, unravel, method: Method, flat0: Array, pool: PyTree, n
             batch = _take(pool, jax.random.randint(k, (batch_size,), 0, n))
             before = loss(unravel(state.x), batch)  # the batch is independent of x: an unbiased pool-loss estimate
             state = method.step(state, jax.grad(lambda z: loss(unravel(z), batch)), step)
-            return state, (U @ (state.x - flat0), before)  # x_n, whose covariance the theory predicts
+            # x_n, whose covariance the theory predicts; another method's own parameters (optax's, Adam's)
+            point = state.x if isinstance(method, Method) else method.observed(state)
+            return state, (U @ (point - flat0), before)
 
         _, out = jax.lax.scan(body, method.init(flat0), (jax.random.split(key, steps), jnp.arange(steps)))
         return out
@@ -269,47 +291,112 @@ def _continue(loss: Loss, unravel, method: Method, flat0: Array, pool: PyTree, n
     return jax.jit(jax.vmap(replica))(keys)
 
 
-def check(loss: Loss, params: PyTree, data: Any, method: Method, m: Measurement, predicted: dict, *, key: Array,
-          steps: int = 400, replicas: int = 32, stability_steps: int = 60) -> tuple[dict, dict]:
-    """Run the continuations of the module docstring and compare them with ``predicted``; returns (checks, traces)."""
-    from .experiments._stats import tost, z_critical
+def check(loss: Loss, params: PyTree, data: Any, method: AbstractMethod, m: Measurement, predicted: dict, *,
+          key: Array, steps: int = 400, replicas: int = 32, stability_steps: int = 60) -> tuple[dict, dict]:
+    """Run the continuations of the module docstring and compare them with ``predicted``; returns (checks, traces).
 
-    method = _linear(method, "check")
+    Any method of the stepping protocol runs (an optax one through `from_optax`, `Adam`): its continuation is
+    measured in the top directions, and the checks that need a prediction of the linear theory (the stationary
+    fluctuation, the regime, the stability margin) say that none is available, and why. ``stability_steps = 0``
+    skips the stability runs.
+    """
     check_int("steps", steps, 20)
     check_int("replicas", replicas, 4)
+    check_int("stability_steps", stability_steps, 0)
+    linear = isinstance(method, Method)
+    if linear:
+        method = _linear(method, "check")
     pool, n = _pool(data)
     flat0, unravel = ravel_pytree(params)
-    k = predicted["stationary"]["directions"]
+    k = predicted["stationary"]["directions"] if linear else int(np.sum(m.eigenvalues > 0))
     U = jnp.asarray(m.directions[:k], flat0.dtype)
     keys = jax.random.split(key, replicas)
     proj, losses = _continue(loss, unravel, method, flat0, pool, n, m.batch_size, steps, keys, U)
     late = slice(steps // 2, steps)
+    per_replica = _late_variance(proj, late)
+    traces = {"projections": np.asarray(proj, float), "losses": np.asarray(losses, float), "sgd_losses": None,
+              "stability": {}}
+    if not linear:
+        reason = predicted["stationary"]["reason"]
+        excess = 0.5 * per_replica @ m.eigenvalues[:k]
+        measured = {"measured_variance": per_replica.mean(0),
+                    "se": per_replica.std(0, ddof=1) / np.sqrt(replicas),
+                    "excess_loss": {"measured": float(excess.mean()),
+                                    "se": float(excess.std(ddof=1) / np.sqrt(replicas))}}
+        return ({"stationary": {**measured, "available": False, "holds": None, "reason": reason},
+                 **{name: {"available": False, "holds": None, "reason": reason} for name in ("regime", "stability")}},
+                traces)
     checked: dict = {}
     if predicted["stationary"]["exists"]:
-        dev = np.asarray(proj[:, late], float) - np.asarray(proj[:, late], float).mean(0)
-        per_replica = (dev**2).mean(1) * replicas / (replicas - 1)  # (replicas, k)
-        est, se = per_replica.mean(0), per_replica.std(0, ddof=1) / np.sqrt(replicas)
-        z_exact = (est - predicted["stationary"]["variance"]) / se
-        z_ou = (est - predicted["stationary"]["variance_ou"]) / se
-        crit = z_critical(k)
-        checked["stationary"] = {"measured_variance": est, "se": se, "z_exact": z_exact, "z_ou": z_ou,
-                                 "z_critical": crit, "holds": bool(np.all(np.abs(z_exact) < crit))}
-    matched, sgd_losses = GD(predicted["regime"]["matched_lr"]), None
+        checked["stationary"] = _stationary_check(per_replica, m.eigenvalues[:k], predicted)
     if not np.isfinite(predicted["regime"]["margin"]):
         checked["regime"] = {"holds": False, "reason": "no stationary prediction to set the margin"}
     elif predicted["regime"]["matched_stable"] and float(method.momentum) > 0:
-        _, sgd_losses = _continue(loss, unravel, matched, flat0, pool, n, m.batch_size, steps, keys, U)
-        paired = np.asarray(losses[:, late], float).mean(1) - np.asarray(sgd_losses[:, late], float).mean(1)
-        result = tost(paired, np.zeros_like(paired), margin=predicted["regime"]["margin"])  # a paired TOST
-        predicted_difference = -predicted["regime"]["excess_loss_gap"]  # method minus matched SGD
-        checked["regime"] = {**result, "predicted_difference": predicted_difference,
-                             "z_difference": (result["difference"] - predicted_difference) / result["se"],
-                             "predicted_marginal": predicted["regime"]["momentum_marginal"],
-                             "holds": result["equivalent"] == predicted["regime"]["momentum_marginal"]}
-    checked["stability"], paths = _check_stability(loss, unravel, method, flat0, pool, n, m, predicted, key,
-                                                   stability_steps)
-    return checked, {"projections": np.asarray(proj, float), "losses": np.asarray(losses, float),
-                     "sgd_losses": None if sgd_losses is None else np.asarray(sgd_losses, float), "stability": paths}
+        matched = GD(predicted["regime"]["matched_lr"])
+        sgd_proj, sgd_losses = _continue(loss, unravel, matched, flat0, pool, n, m.batch_size, steps, keys, U)
+        checked["regime"] = _regime_check(proj[:, late], sgd_proj[:, late], m.eigenvalues[:k], predicted)
+        traces["sgd_losses"] = np.asarray(sgd_losses, float)
+    if stability_steps:
+        checked["stability"], traces["stability"] = _check_stability(loss, unravel, method, flat0, pool, n, m,
+                                                                     predicted, key, stability_steps)
+    return checked, traces
+
+
+def _late_variance(proj: Array, late: slice) -> np.ndarray:
+    """Per replica, the variance of ``u_iᵀθ_t`` over the late window about the mean across replicas at each step
+    (unbiased across replicas): shape ``(replicas, k)``."""
+    window = np.asarray(proj[:, late], float)
+    replicas = window.shape[0]
+    return ((window - window.mean(0)) ** 2).mean(1) * replicas / (replicas - 1)
+
+
+def _stationary_check(per_replica: np.ndarray, eigenvalues: np.ndarray, predicted: dict) -> dict:
+    """Measured variance per direction against the exact and OU predictions (Bonferroni over the directions)."""
+    from .experiments._stats import z_critical
+
+    replicas, k = per_replica.shape
+    est, se = per_replica.mean(0), per_replica.std(0, ddof=1) / np.sqrt(replicas)
+    exact = predicted["stationary"]["variance"]
+    # directions with no noise at all (e.g. weights of a feature that is zero on every example) have no fluctuation
+    # to test: their measured variance and its standard error are round-off
+    live = exact > 1e-12 * exact.max()
+    z_exact = np.where(live, (est - exact) / se, np.nan)
+    z_ou = np.where(live, (est - predicted["stationary"]["variance_ou"]) / se, np.nan)
+    crit = z_critical(int(live.sum()))
+    return {"measured_variance": est, "se": se, "z_exact": z_exact, "z_ou": z_ou, "z_critical": crit,
+            "holds": bool(np.all(np.abs(z_exact[live]) < crit)),
+            "excess_loss": _excess_loss_check(per_replica, eigenvalues, predicted)}
+
+
+def _regime_check(proj, sgd_proj, eigenvalues: np.ndarray, predicted: dict) -> dict:
+    """Paired TOST of the late-window loss of the local model in the top directions, ``½ Σ μ_i (u_iᵀ(θ_t − θ_0))²``,
+    the method against SGD at the matched rate on the same minibatches, with the prediction's margin. That loss is
+    where the prediction lives; the minibatch losses carry the sampling noise of the batch and the excess of every
+    other direction."""
+    from .experiments._stats import tost
+
+    top = lambda p: (0.5 * np.asarray(p, float) ** 2 @ eigenvalues).mean(1)
+    paired = top(proj) - top(sgd_proj)
+    result = tost(paired, np.zeros_like(paired), margin=predicted["regime"]["margin"])  # a paired TOST
+    predicted_difference = -predicted["regime"]["excess_loss_gap"]  # method minus matched SGD
+    return {**result, "predicted_difference": predicted_difference,
+            "z_difference": (result["difference"] - predicted_difference) / result["se"],
+            "predicted_marginal": predicted["regime"]["momentum_marginal"],
+            "holds": result["equivalent"] == predicted["regime"]["momentum_marginal"]}
+
+
+def _excess_loss_check(per_replica: np.ndarray, eigenvalues: np.ndarray, predicted: dict) -> dict:
+    """The stationary excess loss in the top directions, ``½ Σ_i μ_i Var(u_iᵀθ)``, measured per replica, against
+    the exact and the OU predictions (``½ Tr[KΣ]``): one z-score each, critical value at α = 0.01 (one cell)."""
+    from .experiments._stats import z_critical
+
+    per = 0.5 * per_replica @ eigenvalues
+    est, se = float(per.mean()), float(per.std(ddof=1) / np.sqrt(per.size))
+    z_exact = (est - predicted["stationary"]["excess_loss"]) / se
+    z_ou = (est - predicted["stationary"]["excess_loss_ou"]) / se
+    return {"measured": est, "se": se, "predicted": predicted["stationary"]["excess_loss"],
+            "predicted_ou": predicted["stationary"]["excess_loss_ou"], "z_exact": z_exact, "z_ou": z_ou,
+            "z_critical": z_critical(1), "holds": bool(abs(z_exact) < z_critical(1))}
 
 
 def _check_stability(loss, unravel, method, flat0, pool, n, m, predicted, key, steps) -> tuple[dict, dict]:

@@ -6,15 +6,6 @@ Regenerate with ``python -m inertia.cli._claims``.
 
 #: claim id → (paper, title), in registration order.
 CLAIM_LIST: dict[str, tuple[str, str]] = {
-    "conventions-identical":
-        ("kovachki-stuart-2021",
-         "Practitioner, normalised and canonical forms give identical iterates"),
-    "quadratic-stability-thresholds":
-        ("supporting",
-         "Measured stability thresholds of GD, heavy ball and Nesterov match theory"),
-    "polyak-accelerated-rate":
-        ("supporting",
-         "Polyak's heavy ball reaches rate (√κ−1)/(√κ+1); the best GD only (κ−1)/(κ+1)"),
     "ks-momentum-orders":
         ("kovachki-stuart-2021",
          "Momentum follows the rescaled gradient flow to O(h) and the modified flows to O(h²)"),
@@ -27,10 +18,13 @@ CLAIM_LIST: dict[str, tuple[str, str]] = {
     "principal-flow-instability":
         ("rosca-thesis",
          "The principal flow captures GD's oscillation (hμ ∈ (1,2)) and divergence (hμ > 2)"),
-    "high-resolution-ode":
-        ("liu-2024",
-         "The high-resolution ODEs follow heavy ball and NAG to O(s); without the gradient correction NAG's "
-         "is O(√s)"),
+    "conventions-identical":
+        ("kovachki-stuart-2021",
+         "Practitioner, normalised and canonical forms give identical iterates"),
+    "diagnose-predictions":
+        ("liu-ziyin-ueda-2021",
+         "diagnose on real networks: SGDM ≈ SGD at h/(1−β) in the noise-dominated regime, and the exact "
+         "discrete stationary loss, hold on the last layer at its minimum"),
     "dal-digits":
         ("rosca-thesis",
          "DAL trains a small network without tuning the learning rate, where its own first step diverges"),
@@ -38,13 +32,6 @@ CLAIM_LIST: dict[str, tuple[str, str]] = {
         ("rosca-thesis",
          "Two-player GD follows its modified losses to O(h³) per step; cancelling the interaction drift "
          "stabilises a game"),
-    "gan-drift":
-        ("rosca-thesis",
-         "Dirac GAN: cancelling the interaction drift stabilises simultaneous GD, strengthening it "
-         "destabilises"),
-    "smoothness-effective-lr":
-        ("rosca-thesis",
-         "Spectral normalisation of a layer is recovered by rescaling that layer's Adam step (lr and ε)"),
     "stationary-variance-1d":
         ("liu-ziyin-ueda-2021",
          "Exact stationary variance of SGD in 1-D diverges as λk → 2"),
@@ -66,6 +53,14 @@ CLAIM_LIST: dict[str, tuple[str, str]] = {
     "kramers-escape-rate":
         ("liu-ziyin-ueda-2021",
          "Escape rate over a barrier: Theorem 9's exponent against Monte Carlo"),
+    "gan-drift":
+        ("rosca-thesis",
+         "Dirac GAN: cancelling the interaction drift stabilises simultaneous GD, strengthening it "
+         "destabilises"),
+    "high-resolution-ode":
+        ("liu-2024",
+         "The high-resolution ODEs follow heavy ball and NAG to O(s); without the gradient correction NAG's "
+         "is O(√s)"),
     "lzu-approximation-error":
         ("liu-ziyin-ueda-2021",
          "The continuous-time approximation's error grows as λk/(2(1+μ))"),
@@ -75,15 +70,6 @@ CLAIM_LIST: dict[str, tuple[str, str]] = {
     "lzu-second-order":
         ("liu-ziyin-ueda-2021",
          "Stationary covariance of damped Newton, natural gradient and Adam"),
-    "sde-weak-order":
-        ("supporting",
-         "Weak order of the SDE models of SGD and SGDM"),
-    "svag-weak-error":
-        ("supporting",
-         "SVAG's weak error to the SDE shrinks as 1/ℓ"),
-    "wang-weak-approximation":
-        ("wang-2024",
-         "SGDM(η, β) and SGD(η) have the same law up to an error that vanishes with η (fixed β and 1−β = η^α)"),
     "sgdm-marginal-value":
         ("wang-2024",
          "SGD with momentum is equivalent to SGD at the same effective learning rate, except at large "
@@ -92,12 +78,30 @@ CLAIM_LIST: dict[str, tuple[str, str]] = {
         ("liu-2024",
          "NAG beats heavy ball at a shared (η, β) on wide two-layer ReLU nets, as the kernel regime predicts; "
          "tuned heavy ball beats tuned NAG"),
+    "quadratic-stability-thresholds":
+        ("supporting",
+         "Measured stability thresholds of GD, heavy ball and Nesterov match theory"),
+    "polyak-accelerated-rate":
+        ("supporting",
+         "Polyak's heavy ball reaches rate (√κ−1)/(√κ+1); the best GD only (κ−1)/(κ+1)"),
     "liu-rate-bounds":
         ("liu-2024",
          "HB and NAG train an over-parameterised two-layer ReLU network inside Liu et al.'s bounds; NAG faster"),
+    "sde-weak-order":
+        ("supporting",
+         "Weak order of the SDE models of SGD and SGDM"),
+    "svag-weak-error":
+        ("supporting",
+         "SVAG's weak error to the SDE shrinks as 1/ℓ"),
     "sharpness-edge-of-stability":
         ("supporting",
          "Sharpness along GD and heavy-ball training stops at the stability threshold 2(1+β)/h"),
+    "smoothness-effective-lr":
+        ("rosca-thesis",
+         "Spectral normalisation of a layer is recovered by rescaling that layer's Adam step (lr and ε)"),
+    "wang-weak-approximation":
+        ("wang-2024",
+         "SGDM(η, β) and SGD(η) have the same law up to an error that vanishes with η (fixed β and 1−β = η^α)"),
 }
 
 

@@ -6,6 +6,7 @@
 from . import (  # noqa: F401  (registration, in report order)
     continuous_time,
     conventions,
+    diagnosis,
     drift,
     escape,
     gan,
