@@ -421,13 +421,15 @@ def _with_h(method: Method, h: float) -> Method:
     return eqx.tree_at(lambda mm: mm.h, method, np.asarray(h, float))
 
 
-def diagnose(loss: Loss, params: PyTree, data: Any, method: Method, *, batch_size: int, key: Array,
+def diagnose(loss: Loss, params: PyTree, data: Any, method: AbstractMethod, *, batch_size: int, key: Array,
              top_k: int = 4, steps: int = 400, replicas: int = 32, run_checks: bool = True, rescale: bool = True,
              **measure_options) -> Diagnosis:
     """Measure at ``params``, predict what ``method`` will do, and check each prediction by a short continuation.
 
     **Arguments:** ``loss(params, batch)``: mean loss of a batch; ``params``: pytree; ``data``: examples (pytree with
-    a leading example axis, or an iterable of such batches); ``method``: GD, HeavyBall or Nesterov (scalar);
+    a leading example axis, or an iterable of such batches); ``method``: any method of the stepping protocol,
+    scalar; the predictions need a linear two-step one (GD, HeavyBall, Nesterov, QHM): for another (`Adam`, an optax
+    one through `from_optax`) the continuation runs and is measured, and each prediction says why it is not available;
     ``batch_size``: the minibatch size; ``key``: PRNG key; ``top_k``: Hessian directions; ``steps``,
     ``replicas``: the continuation; ``run_checks``: skip the continuations if False. Further keywords go to
     `measure`.

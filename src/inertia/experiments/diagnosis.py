@@ -178,7 +178,7 @@ def _draw(numbers: dict) -> list:
     for c, x in zip(d, i):
         axes[1].fill_between([x - 0.3, x + 0.3], -c["margin"], c["margin"], color="tab:green", alpha=0.15,
                              label="equivalence margin" if x == 0 else None)
-    axes[1].set(xticks=i, ylabel="loss(HB) − loss(SGD), late window",
+    axes[1].set(xticks=i, ylabel="local-model loss: HB − SGD, late window",
                 title=f"HB against SGD at {'h/(1−β)' if numbers['rescaled'] else 'h (un-rescaled)'}")
     axes[1].set_xticklabels(names, fontsize=8)
     for ax in axes:
