@@ -215,7 +215,7 @@ def _stationary_top(method: Method, m: Measurement, k: int, state_dependent: boo
             "excess_loss": 0.5 * float(np.trace(K @ exact)), "excess_loss_ou": 0.5 * float(np.trace(K @ ou))}
 
 
-def predict(method: Method, m: Measurement, *, rescale: bool = True) -> dict:
+def predict(method: AbstractMethod, m: Measurement, *, rescale: bool = True) -> dict:
     """The predictions of the module docstring, each with its source, for a linear two-step ``method``.
 
     The momentum regime compares the method with GD at the matched rate ``h/(1−λ)`` (``rescale=False`` uses ``h``,
@@ -247,8 +247,8 @@ def predict(method: Method, m: Measurement, *, rescale: bool = True) -> dict:
                       "source": "companion-matrix threshold 2(1+λ)/((1+2a)h); docs/theory.md §1"},
         "stationary": {**own, "directions": positive, "descent_per_step": descent, "near_minimum": near,
                        "source": "Liu, Ziyin & Ueda, ICML 2021, Thms 1-2 (discrete) vs OU"},
-        "regime": {"matched_lr": float(matched.h), "matched_stable": matched_stable, "excess_loss_gap": gap,
-                   "margin": margin, "momentum_marginal": marginal,
+        "regime": {"momentum": lam, "matched_lr": float(matched.h), "matched_stable": matched_stable,
+                   "excess_loss_gap": gap, "margin": margin, "momentum_marginal": marginal,
                    "verdict": ("no momentum" if lam == 0 else "noise-dominated: SGD at h/(1-λ) is equivalent"
                                if marginal else "curvature-limited: momentum matters"),
                    "source": "Wang et al., ICLR 2024 (SGDM ≈ SGD at γ/(1−β)); exact stationary losses"},
@@ -272,7 +272,7 @@ def _unavailable(method: AbstractMethod) -> dict:
     return {name: {"available": False, "reason": reason} for name in PREDICTIONS}
 
 
-def _continue(loss: Loss, unravel, method: Method, flat0: Array, pool: PyTree, n: int, batch_size: int,
+def _continue(loss: Loss, unravel, method: AbstractMethod, flat0: Array, pool: PyTree, n: int, batch_size: int,
               steps: int, keys: Array, U: Array):
     """``len(keys)`` replicas of ``steps`` minibatch steps from ``flat0``: projections ``U(θ_t − θ_0)`` and losses."""
 
@@ -315,8 +315,8 @@ def check(loss: Loss, params: PyTree, data: Any, method: AbstractMethod, m: Meas
     proj, losses = _continue(loss, unravel, method, flat0, pool, n, m.batch_size, steps, keys, U)
     late = slice(steps // 2, steps)
     per_replica = _late_variance(proj, late)
-    traces = {"projections": np.asarray(proj, float), "losses": np.asarray(losses, float), "sgd_losses": None,
-              "stability": {}}
+    traces: dict[str, Any] = {"projections": np.asarray(proj, float), "losses": np.asarray(losses, float),
+                              "sgd_losses": None, "stability": {}}
     if not linear:
         reason = predicted["stationary"]["reason"]
         excess = 0.5 * per_replica @ m.eigenvalues[:k]
@@ -332,7 +332,7 @@ def check(loss: Loss, params: PyTree, data: Any, method: AbstractMethod, m: Meas
         checked["stationary"] = _stationary_check(per_replica, m.eigenvalues[:k], predicted)
     if not np.isfinite(predicted["regime"]["margin"]):
         checked["regime"] = {"holds": False, "reason": "no stationary prediction to set the margin"}
-    elif predicted["regime"]["matched_stable"] and float(method.momentum) > 0:
+    elif predicted["regime"]["matched_stable"] and float(predicted["regime"]["momentum"]) > 0:
         matched = GD(predicted["regime"]["matched_lr"])
         sgd_proj, sgd_losses = _continue(loss, unravel, matched, flat0, pool, n, m.batch_size, steps, keys, U)
         checked["regime"] = _regime_check(proj[:, late], sgd_proj[:, late], m.eigenvalues[:k], predicted)

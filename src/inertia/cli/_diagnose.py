@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from .._checks import InertiaError, check_output_folder
 from . import _parse
 
@@ -55,9 +57,10 @@ def checkpoint(data_name: str, model_name: str, method, *, batch_size: int, epoc
     with _parse.as_options(path="--path"):
         data = load(data_name, path=path, seed=seed)
     assert isinstance(data, Dataset)  # a numeric data set, not Texts
-    factories = {"mlp": functools.partial(MLP, data.x_train.shape[1], data.n_classes, width=64, depth=2),
-                 "cnn": functools.partial(CNN, data.shape, data.n_classes),
-                 "resnet": functools.partial(ResNet, data.shape, data.n_classes)}
+    factories: dict[str, Callable[..., eqx.Module]] = {
+        "mlp": functools.partial(MLP, data.x_train.shape[1], data.n_classes, width=64, depth=2),
+        "cnn": functools.partial(CNN, data.shape, data.n_classes),
+        "resnet": functools.partial(ResNet, data.shape, data.n_classes)}
     factory = factories[model_name]
     out = train(factory, method, data, key=jax.random.key(seed), epochs=epochs, batch_size=batch_size,
                 keep_params=True, progress=False)

@@ -25,7 +25,7 @@ from jax.flatten_util import ravel_pytree
 from ..diagnose import check, measure, predict
 from ..methods import HeavyBall
 from ..nn import MLP, Dataset, DataUnavailable, ResNet, load, train
-from ._registry import Control, claim, plot_data, verdict
+from ._registry import Control, claim, verdict
 from ._stats import z_critical
 
 #: network name -> (data set, model); the model's last layer is its linear head
@@ -205,8 +205,8 @@ def _draw(numbers: dict) -> list:
               "excess loss) on the late-window loss of the local model must show HB ≈ SGD at h/(1−β), coupled on the "
               "same minibatches; (2) the measured stationary excess loss ½Σμ_i Var(u_iᵀθ) over `replicas` "
               "continuations must lie within z_critical (α = 0.01, Bonferroni over the checkpoints) standard errors "
-              "of the exact discrete prediction. The stability runs (full mode) are reported, not judged. Fashion-MNIST not "
-              "installed: that checkpoint is inconclusive (apt install dataset-fashion-mnist).",
+              "of the exact discrete prediction. The stability runs (full mode) are reported, not judged. "
+              "Fashion-MNIST not installed: that checkpoint is inconclusive (apt install dataset-fashion-mnist).",
     quick={"networks": ["mlp-mnist"], "checkpoints": [2], "n_train": 1024, "pool": 512, "width": 8,
            "weight_decay": 0.05, "momentum": 0.3, "sharpness_fraction": 0.6, "batch_size": 32, "steps": 400,
            "replicas": 32, "stability_steps": 0, "seed": 0},
@@ -234,4 +234,4 @@ def _measure(networks: list[str], checkpoints: list[int], n_train: int, pool: in
                                          momentum, sharpness_fraction, rescaled, steps, replicas, stability_steps)
             except DataUnavailable as missing:  # not installed: no measurement, and the hint says why
                 cells[name] = {"missing": str(missing)}
-    return {"checkpoints": cells, "variant": variant, "rescaled": rescaled, "plot": {}}
+    return {"checkpoints": cells, "variant": variant, "rescaled": rescaled}
