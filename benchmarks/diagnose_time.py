@@ -6,6 +6,7 @@ and wall seconds of each phase: measure (Lanczos, Hutchinson, per-example gradie
 (the continuations). Compilation is included: a diagnosis is run once. Run from the repository root:
 
     PYTHONPATH=src python benchmarks/diagnose_time.py [--widths 16,32,64] [--pool 512] [--steps 400] [--replicas 32]
+        [--measure-only]
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--replicas", type=int, default=32)
     parser.add_argument("--chunk", type=int, default=256)
+    parser.add_argument("--measure-only", action="store_true", help="time the measurement alone")
     args = parser.parse_args()
     jax.config.update("jax_enable_x64", True)
     widths = tuple(int(w) for w in args.widths.split(","))
@@ -65,6 +67,8 @@ def main() -> None:
     m = measure(loss, params, pooled, batch_size=args.batch_size, key=jax.random.key(1), top_k=args.top_k,
                 chunk=args.chunk)
     lap("measure")
+    if args.measure_only:
+        return
     predicted = predict(method, m)
     lap("predict")
     check(loss, params, pooled, method, m, predicted, key=jax.random.key(2), steps=args.steps,

@@ -104,13 +104,15 @@ def _take(pool: PyTree, index) -> PyTree:
     return jax.tree.map(lambda x: x[index], pool)
 
 
-def _pooled_loss(loss: Loss, unravel, pool: PyTree, n: int, chunk: int) -> Callable[[Array], Array]:
-    """``z ↦ (1/N) Σ_i ℓ_i(z)`` evaluated ``chunk`` examples at a time (the loss is a mean over its batch)."""
+def _pooled_loss(loss: Loss, unravel, n: int, chunk: int) -> Callable[[Array, PyTree], Array]:
+    """``(z, pool) ↦ (1/N) Σ_i ℓ_i(z)`` evaluated ``chunk`` examples at a time (the loss is a mean over its batch).
+    The examples are an argument, not a closure: compiled programs that close over arrays hold them as constants,
+    and XLA then spends minutes constant-folding convolutions of the data."""
     chunks = n // chunk
-    head = jax.tree.map(lambda x: x[: chunks * chunk].reshape((chunks, chunk) + x.shape[1:]), pool)
-    tail = _take(pool, slice(chunks * chunk, n))
 
-    def f(z):
+    def f(z, pool):
+        head = jax.tree.map(lambda x: x[: chunks * chunk].reshape((chunks, chunk) + x.shape[1:]), pool)
+        tail = _take(pool, slice(chunks * chunk, n))
         params = unravel(z)
         total = jnp.sum(jax.lax.map(lambda b: loss(params, b), head)) * chunk if chunks else 0.0
         return (total + (loss(params, tail) * (n - chunks * chunk) if n > chunks * chunk else 0.0)) / n
@@ -122,22 +124,21 @@ def _per_example_statistics(loss: Loss, unravel, flat: Array, pool: PyTree, n: i
     """Mean gradient, ``(1/N) Σ (Uᵀg_i)(Uᵀg_i)ᵀ``, ``(1/N) Σ ‖g_i‖²`` and the per-example curvatures ``U H_i Uᵀ``,
     ``chunk`` examples at a time (memory: ``chunk × k × P`` floats for ``k`` directions and ``P`` parameters)."""
 
-    def one(example):
-        f = lambda z: loss(unravel(z), jax.tree.map(lambda x: x[None], example))
-        g = jax.grad(f)
-        curvature = jax.vmap(lambda u: jax.jvp(g, (flat,), (u,))[1])(U) @ U.T
-        return g(flat), (curvature + curvature.T) / 2
+    def one(example, x, U):
+        g = jax.grad(lambda z: loss(unravel(z), jax.tree.map(lambda e: e[None], example)))
+        curvature = jax.vmap(lambda u: jax.jvp(g, (x,), (u,))[1])(U) @ U.T
+        return g(x), (curvature + curvature.T) / 2
 
     @jax.jit
-    def block(batch):
-        G, A = jax.vmap(one)(batch)
+    def block(batch, x, U):  # arrays as arguments, not closed over: no constant folding of the data
+        G, A = jax.vmap(one, in_axes=(0, None, None))(batch, x, U)
         P = G @ U.T
         return G.sum(0), P.T @ P, jnp.sum(G * G), A
 
     sums: list[Any] = [jnp.zeros_like(flat), jnp.zeros((U.shape[0],) * 2, flat.dtype), 0.0]
     curvatures = []
     for start in range(0, n, chunk):
-        *parts, A = block(_take(pool, slice(start, min(start + chunk, n))))
+        *parts, A = block(_take(pool, slice(start, min(start + chunk, n))), flat, U)
         sums = [s + p for s, p in zip(sums, parts)]
         curvatures.append(np.asarray(A, float))
     return sums[0] / n, sums[1] / n, float(sums[2]) / n, np.concatenate(curvatures)
@@ -159,9 +160,10 @@ def measure(loss: Loss, params: PyTree, data: Any, *, batch_size: int, key: Arra
     flat, unravel = ravel_pytree(params)
     if top_k > flat.size:
         raise InertiaError(f"top_k must lie in [1, {flat.size}] (the parameter count); got {top_k}")
-    f = _pooled_loss(loss, unravel, pool, n, chunk)
+    f = _pooled_loss(loss, unravel, n, chunk)
     grad = jax.grad(f)
-    matvec = jax.jit(lambda v: jax.jvp(grad, (flat,), (v,))[1])
+    hvp = jax.jit(lambda x, data, v: jax.jvp(lambda z: grad(z, data), (x,), (v,))[1])
+    matvec = lambda v: hvp(flat, pool, v)
     k1, k2 = jax.random.split(key)
     values, vectors = hessian.lanczos(matvec, flat.size, key=k1, iterations=max(iterations, top_k), dtype=flat.dtype)
     U = vectors[:top_k]
@@ -170,7 +172,7 @@ def measure(loss: Loss, params: PyTree, data: Any, *, batch_size: int, key: Arra
     mean_grad, second_top, mean_sq, curvatures = _per_example_statistics(loss, unravel, flat, pool, n, U, chunk)
     g_top = np.asarray(U @ mean_grad, float)
     return Measurement(
-        loss=float(f(flat)), gradient_norm=float(jnp.linalg.norm(mean_grad)),
+        loss=float(jax.jit(f)(flat, pool)), gradient_norm=float(jnp.linalg.norm(mean_grad)),
         eigenvalues=np.asarray(values[:top_k], float), directions=np.asarray(U, float),
         trace=float(quad.mean()), trace_se=float(quad.std(ddof=1) / np.sqrt(quad.size)),
         noise_top=np.asarray(second_top, float) - np.outer(g_top, g_top),
@@ -276,7 +278,7 @@ def _continue(loss: Loss, unravel, method: AbstractMethod, flat0: Array, pool: P
               steps: int, keys: Array, U: Array):
     """``len(keys)`` replicas of ``steps`` minibatch steps from ``flat0``: projections ``U(θ_t − θ_0)`` and losses."""
 
-    def replica(key):
+    def replica(key, pool, flat0, U):  # arrays as arguments, not closed over: no constant folding of the data
         def body(state, inputs):
             k, step = inputs
             batch = _take(pool, jax.random.randint(k, (batch_size,), 0, n))
@@ -289,7 +291,7 @@ def _continue(loss: Loss, unravel, method: AbstractMethod, flat0: Array, pool: P
         _, out = jax.lax.scan(body, method.init(flat0), (jax.random.split(key, steps), jnp.arange(steps)))
         return out
 
-    return jax.jit(jax.vmap(replica))(keys)
+    return jax.jit(jax.vmap(replica, in_axes=(0, None, None, None)))(keys, pool, flat0, U)
 
 
 def check(loss: Loss, params: PyTree, data: Any, method: AbstractMethod, m: Measurement, predicted: dict, *,
