@@ -159,17 +159,21 @@ def _draw(numbers: dict) -> list:
     cells = {k: c for k, c in numbers["checkpoints"].items() if "missing" not in c}
     if not cells:
         return []
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
     names = list(cells)
     i = np.arange(len(names))
     e = [cells[k]["excess_loss"] for k in names]
     crit = z_critical(len(cells))
-    axes[0].errorbar(i, [x["measured"] for x in e], yerr=[crit * x["se"] for x in e], fmt="o",
+    exact = np.array([x["predicted"] for x in e])
+    axes[0].errorbar(i, np.array([x["measured"] for x in e]) / exact - 1,
+                     yerr=crit * np.array([x["se"] for x in e]) / exact, fmt="o",
                      label="measured (the rule's interval)")
-    axes[0].plot(i, [x["predicted"] for x in e], "s", mfc="none", ms=9, label="exact discrete (Liu, Ziyin & Ueda)")
-    axes[0].plot(i, [x["predicted_ou"] for x in e], "x", ms=9, label="continuous time (OU)")
-    axes[0].set(xticks=i, ylabel="stationary excess loss ½Σμ_i Var(u_iᵀθ)", title="Stationary loss of the head")
-    axes[0].set_xticklabels(names, fontsize=8)
+    axes[0].axhline(0, color="tab:orange", label="exact discrete (Liu, Ziyin & Ueda)")
+    axes[0].plot(i, np.array([x["predicted_ou"] for x in e]) / exact - 1, "x", ms=9, color="tab:green",
+                 label="continuous time (OU)")
+    axes[0].set(xticks=i, ylabel="excess loss ½Σμ_i Var(u_iᵀθ) / exact prediction − 1",
+                title="Stationary loss of the head, relative to the exact prediction")
+    axes[0].set_xticklabels([k.replace(" after ", "\nafter ") for k in names], fontsize=8)
     d = [cells[k] for k in names]
     axes[1].errorbar(i, [c["difference"] for c in d],
                      yerr=[[c["difference"] - c["difference_ci"][0] for c in d],
@@ -180,7 +184,7 @@ def _draw(numbers: dict) -> list:
                              label="equivalence margin" if x == 0 else None)
     axes[1].set(xticks=i, ylabel="local-model loss: HB − SGD, late window",
                 title=f"HB against SGD at {'h/(1−β)' if numbers['rescaled'] else 'h (un-rescaled)'}")
-    axes[1].set_xticklabels(names, fontsize=8)
+    axes[1].set_xticklabels([k.replace(" after ", "\nafter ") for k in names], fontsize=8)
     for ax in axes:
         ax.legend(fontsize=7)
     fig.tight_layout()
