@@ -71,3 +71,33 @@ def test_regime_prediction_matches_the_coupled_continuation(rescale):
     assert out.predicted["regime"]["momentum_marginal"] is rescale
     assert regime["equivalent"] is rescale and regime["holds"]
     assert abs(regime["z_difference"]) < 4
+
+
+def test_optax_methods_run_the_continuation_and_say_why_there_is_no_prediction(tmp_path):
+    """optax.sgd with momentum is heavy ball in the practitioner form: diagnose runs it through `from_optax`, its
+    continuation equals heavy ball's on the same minibatches (to round-off), and every prediction says it is not
+    available and why (no linear two-step form can be read from an optax transformation). Adam likewise, against
+    optax.adam through `from_optax`."""
+    import optax
+
+    from inertia._diagnose_page import write_page
+
+    loss, params, data, *_ = _regression()
+    run = lambda method: dg.diagnose(loss, params, data, method, batch_size=8, key=jax.random.key(3), top_k=5,
+                                     steps=100, replicas=8)
+    opt, hb = run(ia.from_optax(optax.sgd, learning_rate=0.05, momentum=0.5)), run(ia.HeavyBall.from_practitioner(0.05,
+                                                                                                                  0.5))
+    assert np.allclose(opt.traces["projections"], hb.traces["projections"], rtol=1e-9, atol=1e-14)
+    measured, reference = opt.checked["stationary"], hb.checked["stationary"]
+    assert np.allclose(measured["measured_variance"], reference["measured_variance"], rtol=1e-8)
+    assert abs(measured["excess_loss"]["measured"] / reference["excess_loss"]["measured"] - 1) < 1e-8
+    for name in dg.PREDICTIONS:
+        assert opt.predicted[name]["available"] is False
+        assert "linear two-step" in opt.predicted[name]["reason"] and "optax" in opt.predicted[name]["reason"]
+    for name in ("stationary", "regime", "stability"):
+        assert opt.checked[name]["available"] is False and opt.checked[name]["holds"] is None
+    adam, adam_optax = run(ia.Adam(0.01)), run(ia.from_optax(optax.adam, learning_rate=0.01))
+    assert np.allclose(adam.traces["projections"], adam_optax.traces["projections"], rtol=1e-8, atol=1e-12)
+    assert "Adam is not one" in adam.predicted["regime"]["reason"]
+    page = write_page(adam, tmp_path).read_text()
+    assert page.count("not available: ") == len(dg.PREDICTIONS) and "Traceback" not in page

@@ -35,11 +35,28 @@ def _fmt(x) -> str:
 
 
 def _status(check: dict | None) -> str:
-    return "not run" if not check else ("holds" if check.get("holds") else "fails")
+    if not check:
+        return "not run"
+    if check.get("available") is False:
+        return "not available"
+    return "holds" if check.get("holds") else "fails"
+
+
+def _unavailable_rows(d) -> list[dict]:
+    """A method without a linear two-step form: each prediction says why it is not available; the continuation's
+    measurements are shown on their own."""
+    cs = d.checked.get("stationary", {})
+    measured = (f"variance {_fmt(cs['measured_variance'])} ± {_fmt(cs['se'])}; excess loss ½Σμ_i Var(u_iᵀθ) "
+                f"{cs['excess_loss']['measured']:.4g} ± {cs['excess_loss']['se']:.2g}") if cs else ""
+    return [{"name": name.replace("_", " "), "predicted": "not available: " + d.predicted[name]["reason"],
+             "measured": measured if name == "stationary" else "", "status": "not available", "source": ""}
+            for name in d.predicted]
 
 
 def _rows(d) -> list[dict]:
     p, c = d.predicted, d.checked
+    if p["stability"].get("available") is False:
+        return _unavailable_rows(d)
     st, rg, sb = p["stationary"], p["regime"], p["stability"]
     rows = [{"name": "stability margin μ_max / threshold", "predicted": f"{sb['margin']:.3g} (stable below 1); largest "
              f"stable lr = {sb['largest_stable_lr_factor']:.3g} × lr", "source": sb["source"],
@@ -83,7 +100,7 @@ def figures(d) -> list:
 
     figs = []
     st, cs = d.predicted["stationary"], d.checked.get("stationary")
-    if st["exists"] and cs:
+    if st.get("exists") and cs:
         fig, ax = plt.subplots(figsize=(6, 3.8))
         i = np.arange(st["directions"])
         ax.errorbar(i, cs["measured_variance"], yerr=cs["z_critical"] * cs["se"], fmt="o",

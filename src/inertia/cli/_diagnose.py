@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from .._checks import InertiaError, check_output_folder
 from . import _parse
 
-MODELS = ("mlp", "cnn")
+MODELS = ("mlp", "cnn", "resnet")
 
 
 def add_commands(commands) -> None:
@@ -15,11 +17,13 @@ def add_commands(commands) -> None:
                    help="a data set of inertia.nn.load (default digits)")
     p.add_argument("--path", help="folder with the files, for mnist, fashion_mnist and cifar10")
     p.add_argument("--model", default="mlp", choices=MODELS)
-    p.add_argument("--method", default="heavy-ball", type=_parse.method_name,
-                   help="gd, heavy-ball, nesterov (torch/optax form) or heavy-ball-normalised, nesterov-normalised")
+    p.add_argument("--method", default="heavy-ball", type=_parse.simulated_method_name,
+                   help="gd, heavy-ball, nesterov (torch/optax form), heavy-ball-normalised, nesterov-normalised; "
+                        "qhm, adam, rmsprop run the continuation, with no prediction (they have no linear theory)")
     p.add_argument("--lr", type=_parse.number(0.0, low_open=True), required=True,
                    help="learning rate > 0 (torch/optax convention)")
     p.add_argument("--momentum", type=_parse.number(0.0, 1.0, high_open=True), default=0.9, help="in [0, 1)")
+    _parse.add_method_options(p)
     p.add_argument("--batch-size", type=_parse.integer(1), default=32)
     p.add_argument("--epochs", type=_parse.integer(0), default=5, help="train this many epochs to reach the checkpoint")
     p.add_argument("--pool", type=_parse.integer(2), default=1024,
@@ -48,13 +52,16 @@ def checkpoint(data_name: str, model_name: str, method, *, batch_size: int, epoc
     import jax.numpy as jnp
     from jax.flatten_util import ravel_pytree
 
-    from ..nn import CNN, MLP, Dataset, load, train
+    from ..nn import CNN, MLP, Dataset, ResNet, load, train
 
     with _parse.as_options(path="--path"):
         data = load(data_name, path=path, seed=seed)
     assert isinstance(data, Dataset)  # a numeric data set, not Texts
-    factory = (functools.partial(MLP, data.x_train.shape[1], data.n_classes, width=64, depth=2) if model_name == "mlp"
-               else functools.partial(CNN, data.shape, data.n_classes))
+    factories: dict[str, Callable[..., eqx.Module]] = {
+        "mlp": functools.partial(MLP, data.x_train.shape[1], data.n_classes, width=64, depth=2),
+        "cnn": functools.partial(CNN, data.shape, data.n_classes),
+        "resnet": functools.partial(ResNet, data.shape, data.n_classes)}
+    factory = factories[model_name]
     out = train(factory, method, data, key=jax.random.key(seed), epochs=epochs, batch_size=batch_size,
                 keep_params=True, progress=False)
     if int(out.diverged_at.values[0, 0]) >= 0:
@@ -78,18 +85,18 @@ def _diagnose(args) -> int:
 
     from .._diagnose_page import write_page
     from ..diagnose import diagnose
-    from ..stability import METHODS
 
     _check_args(args)
-    method = METHODS[args.method](args.lr, args.momentum)
+    method = _parse.simulated_method(args, single=True)
     loss, params, pooled, what = checkpoint(args.data, args.model, method, batch_size=args.batch_size,
                                             epochs=args.epochs, pool=args.pool, seed=args.seed, path=args.path)
     print(f"checkpoint: {what}; measuring on {len(pooled[1])} examples")
     d = diagnose(loss, params, pooled, method, batch_size=args.batch_size, key=jax.random.key(args.seed + 1),
                  top_k=args.top_k, steps=args.steps, replicas=args.replicas)
-    page = write_page(d, args.out, title=f"{what}; {args.method} lr {args.lr}, momentum {args.momentum}, "
-                                        f"batch {args.batch_size}")
+    settings = ", ".join(f"{k} {float(v):.4g}" for k, v in method.coords().items())
+    page = write_page(d, args.out, title=f"{what}; {method.name} ({settings}), batch {args.batch_size}")
     for name, check in d.checked.items():
-        print(f"{name}: {'holds' if check.get('holds') else 'does not hold'}")
+        print(f"{name}: " + ("not available: " + check["reason"] if check.get("available") is False
+                             else "holds" if check.get("holds") else "does not hold"))
     print(f"wrote {page}")
     return 0

@@ -7,6 +7,7 @@ from . import (  # noqa: F401  (registration, in report order)
     autoencoder,
     continuous_time,
     conventions,
+    diagnosis,
     drift,
     escape,
     gan,

