@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from inertia.experiments import _stats
+from inertia import _stats
 
 
 def test_z_critical_is_bonferroni_corrected_normal_quantile():

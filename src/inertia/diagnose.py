@@ -355,7 +355,7 @@ def _late_variance(proj: Array, late: slice) -> np.ndarray:
 
 def _stationary_check(per_replica: np.ndarray, eigenvalues: np.ndarray, predicted: dict) -> dict:
     """Measured variance per direction against the exact and OU predictions (Bonferroni over the directions)."""
-    from .experiments._stats import z_critical
+    from ._stats import z_critical
 
     replicas, k = per_replica.shape
     est, se = per_replica.mean(0), per_replica.std(0, ddof=1) / np.sqrt(replicas)
@@ -376,7 +376,7 @@ def _regime_check(proj, sgd_proj, eigenvalues: np.ndarray, predicted: dict) -> d
     the method against SGD at the matched rate on the same minibatches, with the prediction's margin. That loss is
     where the prediction lives; the minibatch losses carry the sampling noise of the batch and the excess of every
     other direction."""
-    from .experiments._stats import tost
+    from ._stats import tost
 
     top = lambda p: (0.5 * np.asarray(p, float) ** 2 @ eigenvalues).mean(1)
     paired = top(proj) - top(sgd_proj)
@@ -391,7 +391,7 @@ def _regime_check(proj, sgd_proj, eigenvalues: np.ndarray, predicted: dict) -> d
 def _excess_loss_check(per_replica: np.ndarray, eigenvalues: np.ndarray, predicted: dict) -> dict:
     """The stationary excess loss in the top directions, ``½ Σ_i μ_i Var(u_iᵀθ)``, measured per replica, against
     the exact and the OU predictions (``½ Tr[KΣ]``): one z-score each, critical value at α = 0.01 (one cell)."""
-    from .experiments._stats import z_critical
+    from ._stats import z_critical
 
     per = 0.5 * per_replica @ eigenvalues
     est, se = float(per.mean()), float(per.std(ddof=1) / np.sqrt(per.size))

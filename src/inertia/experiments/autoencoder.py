@@ -29,6 +29,7 @@ from jaxtyping import Array
 
 from .. import flows
 from .._checks import InertiaError
+from .._stats import fitted_order, order_row, orders_summary
 from ..hessian import sharpness
 from ..methods import HeavyBall, Method, Nesterov
 from ..nn import Autoencoder, Dataset, load
@@ -36,7 +37,6 @@ from ..noise import Minibatch
 from ..objectives import FiniteSum
 from ..simulate import run
 from ._registry import Control, claim, plot_data, verdict
-from ._stats import fitted_order, order_row, orders_summary
 
 _METHODS = {"heavy ball": HeavyBall, "Nesterov": Nesterov}
 

@@ -17,12 +17,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .. import flows
+from .._stats import order_row, orders_summary
 from ..methods import GD, HeavyBall, Nesterov
 from ..objectives import Function, Quadratic
 from ..order import attraction_rate, convergence_order
 from ..simulate import run
 from ._registry import Control, claim, plot_data, verdict
-from ._stats import order_row, orders_summary
 
 
 def _bowl(x):

@@ -22,11 +22,11 @@ import numpy as np
 import scipy.optimize
 from jax.flatten_util import ravel_pytree
 
+from .._stats import z_critical
 from ..diagnose import check, measure, predict
 from ..methods import HeavyBall
 from ..nn import MLP, Dataset, DataUnavailable, ResNet, load, train
 from ._registry import Control, claim, verdict
-from ._stats import z_critical
 
 #: network name -> (data set, model); the model's last layer is its linear head
 NETWORKS = {"mlp-mnist": ("mnist", "mlp"), "resnet-fashion_mnist": ("fashion_mnist", "resnet")}

@@ -10,11 +10,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .. import games
+from .._stats import fitted_order, order_identified
 from ..drift import DAL
 from ..methods import GD, grid
 from ..nn import MLP, Dataset, load, train
 from ._registry import Control, claim, plot_data, verdict
-from ._stats import fitted_order, order_identified
 
 # DAL must come within this factor of the best fixed rate's final loss. Late in training the cross-entropy after a
 # fixed budget falls roughly like 1/(h·n), so a factor 2 in loss is what halving the tuned rate costs: DAL must be

@@ -16,12 +16,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .. import escape
+from .._stats import weighted_slope, z_critical
 from ..methods import GD
 from ..noise import Gaussian
 from ..objectives import Quadratic
 from ..simulate import sweep
 from ._registry import Control, claim, plot_data, verdict
-from ._stats import weighted_slope, z_critical
 from .stationary import HALF_NOISE, LIU, judge_cells
 
 # ----------------------------------------------------------------------------------------------------------------

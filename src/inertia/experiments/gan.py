@@ -13,9 +13,9 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .._stats import fitted_order
 from ..games import Game, cancel_interaction, play
 from ._registry import Control, claim, plot_data, verdict
-from ._stats import fitted_order
 
 _ROUNDING = 1e-12  # a growth rate below this is float64 rounding of an exactly neutral map (|eigenvalue| = 1)
 # the plain rate is h_φh_θc²/2·(1 + O((h_φc)²)), c = f'(0) = ½: over h_φ ≤ 0.4 the log–log slope moves < (0.4c)² = 0.04

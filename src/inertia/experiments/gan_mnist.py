@@ -22,13 +22,13 @@ import optax
 from jax.flatten_util import ravel_pytree
 from scipy import stats
 
+from .._stats import paired
 from ..games import Game, cancel_interaction, play
 from ..nn.models import MLP
 from ..nn.scores import frechet_distance
 from ._compile import run_once
 from ._mnist import mnist_14
 from ._registry import Control, claim, plot_data, verdict
-from ._stats import paired
 
 _SIDE = 14  # MNIST averaged over 2×2 blocks
 _ALPHA = 0.05  # one-sided, split over the two comparisons of a ratio (Bonferroni)

@@ -12,12 +12,12 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .._stats import fitted_order
 from ..flows import HighResolutionODE, shi_momentum, solve
 from ..methods import HeavyBall, Nesterov
 from ..objectives import Function
 from ..simulate import run
 from ._registry import Control, claim, plot_data, verdict
-from ._stats import fitted_order
 
 
 def _bowl(x):

@@ -18,12 +18,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import optax
 
+from .._stats import paired, tost
 from ..drift import igr_loss
 from ..hessian import sharpness
 from ..nn.models import MLP
 from ._mnist import mnist_14
 from ._registry import Control, claim, plot_data, verdict
-from ._stats import paired, tost
 
 _METRICS = ("log gradient norm", "log sharpness")
 _ALPHA = 0.05 / len(_METRICS)  # TOST size per metric, Bonferroni over the two metrics

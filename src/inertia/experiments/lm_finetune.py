@@ -20,10 +20,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from .. import _stats
 from ..methods import HeavyBall
 from ..nn import Dataset, DataUnavailable, SentenceClassifier, Texts, load, pretrained, tokenize, train
 from ..nn.pretrained import features
-from . import _stats
 from ._registry import Control, claim, plot_data, verdict
 
 _MODEL = "all-MiniLM-L6-v2"

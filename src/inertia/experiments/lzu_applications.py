@@ -14,11 +14,11 @@ import numpy as np
 
 from .. import stationary as st
 from .._linalg import psd_sqrt
+from .._stats import z_critical
 from ..methods import GD, Adam, HeavyBall
 from ..noise import Gaussian
 from ..objectives import Quadratic
 from ._registry import Control, claim, plot_data
-from ._stats import z_critical
 from .stationary import LIU, RULE, final_states, judge_cells, mean_and_se
 
 # ----------------------------------------------------------------------------------------------------------------

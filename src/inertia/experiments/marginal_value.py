@@ -15,9 +15,9 @@ import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .. import _stats
 from ..methods import HeavyBall, Method
 from ..nn import MLP, load, train
-from . import _stats
 from ._registry import Control, claim, plot_data, verdict
 
 _METRICS = ("test_accuracy", "log10_train_loss")

@@ -16,9 +16,9 @@ import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .. import _stats
 from ..methods import HeavyBall, Method
 from ..nn import MLP, DataUnavailable, ResNet, load, train
-from . import _stats
 from ._registry import Control, claim, plot_data, verdict
 
 

@@ -22,10 +22,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from .. import ntk, stability
+from .. import _stats, ntk, stability
 from ..methods import GD, HeavyBall, Nesterov
 from ..nn import Dataset, DataUnavailable, TwoLayerReLU, load, train, unit_norm
-from . import _stats
 from ._registry import Control, claim, plot_data, verdict
 
 _COLOURS = {"HB": "tab:blue", "NAG": "tab:red", "HB tuned": "tab:cyan", "NAG tuned": "tab:orange",

@@ -18,12 +18,12 @@ import numpy as np
 
 from .. import ntk
 from .._checks import InertiaError
+from .._stats import fitted_slope, z_critical
 from ..methods import HeavyBall, Nesterov
 from ..nn import Dataset, TwoLayerReLU, load, unit_norm
 from ..objectives import Function
 from ..simulate import run
 from ._registry import Control, claim, plot_data, verdict
-from ._stats import fitted_slope, z_critical
 
 _METHODS = {"HB": HeavyBall, "NAG": Nesterov}
 

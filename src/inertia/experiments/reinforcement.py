@@ -26,9 +26,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import optax
 
+from .._stats import tost, tost_seeds
 from ..smoothness import SpectralLinear, spectral_divisor
 from ._registry import Control, claim, plot_data, verdict
-from ._stats import tost, tost_seeds
 
 ARMS = ("spectral-norm", "plain", "adapted")
 

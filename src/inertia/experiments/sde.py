@@ -17,10 +17,10 @@ import numpy as np
 from scipy import stats
 
 from .. import sde
+from .._stats import fitted_order_expansion
 from ..methods import GD, HeavyBall
 from ..objectives import Function
 from ._registry import Control, claim, plot_data, verdict
-from ._stats import fitted_order_expansion
 
 _H = np.array([[1.0, 0.3], [0.3, 0.2]])
 _C = np.array([[0.5, -0.2], [-0.2, 1.0]])  # does not commute with _H

@@ -18,11 +18,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import optax
 
+from .._stats import tost, tost_seeds, welch
 from ..smoothness import SpectralLinear, spectral_norm
 from ._compile import run_once
 from ._mnist import mnist_14
 from ._registry import Control, claim, verdict
-from ._stats import tost, tost_seeds, welch
 
 _ARMS = ("spectral-norm", "plain", "rescaled")
 _MARGIN_FRACTION = 0.5  # the margin: half the effect of spectral normalisation, measured on pilot seeds

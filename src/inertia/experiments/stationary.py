@@ -20,12 +20,12 @@ import numpy as np
 from .. import stationary as st
 from .._checks import InertiaError
 from .._linalg import psd_sqrt
+from .._stats import z_critical, zscores
 from ..methods import GD, HeavyBall
 from ..noise import Gaussian, LabelNoise, Minibatch
 from ..objectives import LeastSquares, Quadratic
 from ..simulate import sweep
 from ._registry import Control, claim, plot_data, verdict
-from ._stats import z_critical, zscores
 
 LIU = "Liu, Ziyin & Ueda, ICML 2021"
 ZIYIN = "Ziyin, Liu, Mori & Ueda, ICLR 2022"

@@ -17,12 +17,12 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .._stats import fitted_order, z_critical
 from ..methods import HeavyBall
 from ..noise import Gaussian
 from ..objectives import Function
 from ..sde import coupled_weak_differences
 from ._registry import Control, claim, plot_data, verdict
-from ._stats import fitted_order, z_critical
 
 
 def _bowl(x):
