@@ -1,5 +1,6 @@
 """The command line: its numbers equal the library's, and bad input is one line with exit code 2."""
 
+import functools
 import re
 
 import numpy as np
@@ -63,3 +64,27 @@ def test_sweep_with_an_unreachable_scheduler_is_one_line_with_exit_code_2(capsys
     pytest.importorskip("distributed")
     code = main(["sweep", "--lr", "0.1", "--steps", "5", "--scheduler", "tcp://127.0.0.1:9"])
     assert code == 2 and "--scheduler 'tcp://127.0.0.1:9': no Dask scheduler answers there" in capsys.readouterr().err
+
+
+def _verdicts_and_numbers(folder) -> list:
+    """What a reproduce run decided, with every number it measured: all of results.json but times and provenance."""
+    import json
+
+    claims = json.loads((folder / "results.json").read_text())["claims"]
+    return [{**{k: v for k, v in c.items() if k != "seconds"},
+             "controls": [{k: v for k, v in d.items() if k != "seconds"} for d in c["controls"]]} for c in claims]
+
+
+def test_reproduce_in_two_worker_processes_gives_the_numbers_of_a_serial_run(tmp_path, capsys):
+    cheap = ["momentum-divergence", "svag-weak-error", "kramers-escape-rate"]
+    argv = ["reproduce", "--quick", "--controls", *(a for i in cheap for a in ("--only", i))]
+    assert main(argv + ["--jobs", "1", "--out", str(tmp_path / "serial")]) == 0
+    serial = capsys.readouterr().out
+    assert main(argv + ["--jobs", "2", "--out", str(tmp_path / "parallel")]) == 0
+    parallel = capsys.readouterr().out
+    untimed = functools.partial(re.sub, r"\d+\.\d s; ", "")
+    assert untimed(serial).replace("serial", "parallel") == untimed(parallel)
+    assert [c["id"] for c in _verdicts_and_numbers(tmp_path / "parallel")] == cheap
+    assert _verdicts_and_numbers(tmp_path / "parallel") == _verdicts_and_numbers(tmp_path / "serial")
+    figures = sorted(p.name for p in (tmp_path / "parallel" / "figures").iterdir())
+    assert figures == sorted(p.name for p in (tmp_path / "serial" / "figures").iterdir()) and figures

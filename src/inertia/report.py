@@ -7,15 +7,18 @@ count, date, mode, and whether the controls ran), so a verdict can be traced to 
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import html
 import io
 import json
+import multiprocessing
 import os
 import platform
 import subprocess
 import time
 import traceback
+from concurrent.futures import ProcessPoolExecutor
 from importlib import metadata
 from pathlib import Path
 
@@ -194,8 +197,58 @@ def _write(results: list[dict], prov: dict, out: Path, explorer: bool) -> None:
                                                     "claims": summary}, indent=1).encode())
 
 
+def _run_claim_by_id(claim_id: str, mode: str, controls: bool) -> dict:
+    """`run_claim` in a worker process, which finds the claim in its own registry."""
+    from .experiments import CLAIMS
+
+    return run_claim(CLAIMS[claim_id], mode, controls)
+
+
+def _start_worker(x64: bool) -> None:
+    """A worker runs claims under the parent's default precision (each claim still sets its own around its runs)."""
+    import jax
+
+    jax.config.update("jax_enable_x64", x64)
+
+
+@contextlib.contextmanager
+def _claim_runs(ids: list[str], mode: str, controls: bool, jobs: int, explorer_page: Path | None):
+    """The results of `run_claim` for ``ids``, in that order, computed in ``jobs`` processes; the explorer's static
+    page (if asked) is written beside them.
+
+    With one job everything runs here, one claim after another. Otherwise the claims run in a pool of worker
+    processes that are *spawned*, never forked (a forked JAX runtime can deadlock): each claim, with its controls,
+    is one task, so a claim and its controls share the programs they compile. A claim's numbers do not depend on
+    which process runs it: each sets its precision and seeds its keys itself.
+    """
+    from .experiments import CLAIMS
+
+    if jobs == 1 or len(ids) + bool(explorer_page) == 1:
+        yield (run_claim(CLAIMS[i], mode, controls) for i in ids)
+        if explorer_page is not None:
+            from .explore import write_static
+
+            write_static(explorer_page)
+        return
+    import jax
+
+    pool = ProcessPoolExecutor(min(jobs, len(ids) + bool(explorer_page)), mp_context=multiprocessing.get_context(
+        "spawn"), initializer=_start_worker, initargs=(bool(jax.config.read("jax_enable_x64")),))
+    try:
+        from .explore import write_static
+
+        # the explorer's page (about 15 CPU-seconds) first, so that it overlaps the claims instead of trailing them
+        page = pool.submit(write_static, explorer_page) if explorer_page is not None else None
+        futures = [pool.submit(_run_claim_by_id, i, mode, controls) for i in ids]
+        yield (f.result() for f in futures)
+        if page is not None:
+            page.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def reproduce(mode: str = "quick", only: list[str] | None = None, out: str | os.PathLike = "report",
-              progress: bool = True, controls: bool = False, explorer: bool = False) -> list[dict]:
+              progress: bool = True, controls: bool = False, explorer: bool = False, jobs: int = 1) -> list[dict]:
     """Run the registered claims (all, or the ids in `only`) and, if asked, their negative controls.
 
     Writes ``out/index.html``, ``out/results.json`` and ``out/figures/`` (only this run's figures).
@@ -203,13 +256,16 @@ def reproduce(mode: str = "quick", only: list[str] | None = None, out: str | os.
     **Arguments:** ``mode``: "quick" (all claims in minutes) or "full"; ``only``: claim ids; ``out``: folder;
     ``controls``: also run every claim's negative controls, each of which must come out "fails"; ``explorer``: also
     write ``out/explore.html``, the explorer's static page (`inertia.explore.write_static`), and link it from the
-    report.
+    report; ``jobs``: worker processes that run claims side by side (1: all in this process, one after another).
+    Verdicts and numbers do not depend on ``jobs``; only the times do.
     **Returns:** one dict per claim with its id, paper, verdict, summary, numbers, controls and run time in seconds.
     """
     from .experiments import CLAIMS, PAPERS
 
     if mode not in ("quick", "full"):
         raise InertiaError(f"mode must be 'quick' or 'full'; got {mode!r}")
+    if not (isinstance(jobs, int) and jobs >= 1):
+        raise InertiaError(f"jobs must be an integer >= 1; got {jobs!r}")
     # the report groups claims by paper, the seed papers first, keeping each paper's claims in registry order
     ids = sorted(CLAIMS, key=lambda i: PAPERS.index(CLAIMS[i].paper)) if not only else list(dict.fromkeys(only))
     unknown = [i for i in ids if i not in CLAIMS]
@@ -217,21 +273,18 @@ def reproduce(mode: str = "quick", only: list[str] | None = None, out: str | os.
         raise InertiaError(f"unknown claim {unknown[0]!r}; known claims: {', '.join(CLAIMS)}")
     out = Path(out)
     check_report_folder(out, explorer)
-    results = []
-    bar = tqdm(ids, desc="reproduce", unit="claim", disable=not progress)
-    for claim_id in bar:
-        bar.set_postfix_str(claim_id)
-        r = run_claim(CLAIMS[claim_id], mode, controls)
-        r["total"] = r["seconds"] + sum(c["seconds"] for c in r["controls"])
-        results.append(r)
-        if progress:
-            checked = f"; controls {sum(c['verdict'] == 'fails' for c in r['controls'])}/{len(r['controls'])} fail"
-            tqdm.write(f"{claim_id}: {r['verdict']} ({r['total']:.1f} s{checked if controls else ''})")
-    prov = provenance(mode, controls)
     out.mkdir(parents=True, exist_ok=True)
-    if explorer:
-        from .explore import write_static
-
-        write_static(out / "explore.html")
+    results = []
+    with _claim_runs(ids, mode, controls, jobs, out / "explore.html" if explorer else None) as runs:
+        bar = tqdm(ids, desc="reproduce", unit="claim", disable=not progress)
+        for claim_id in bar:
+            bar.set_postfix_str(claim_id)
+            r = next(runs)
+            r["total"] = r["seconds"] + sum(c["seconds"] for c in r["controls"])
+            results.append(r)
+            if progress:
+                checked = f"; controls {sum(c['verdict'] == 'fails' for c in r['controls'])}/{len(r['controls'])} fail"
+                tqdm.write(f"{claim_id}: {r['verdict']} ({r['total']:.1f} s{checked if controls else ''})")
+    prov = provenance(mode, controls)
     _write(results, prov, out, explorer)
     return [{k: v for k, v in r.items() if k not in ("figures", "total")} for r in results]

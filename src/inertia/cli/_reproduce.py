@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 from .._checks import InertiaError
 from ._claims import CLAIM_LIST
+from ._parse import integer
 
 
 def add_commands(commands) -> None:
@@ -19,6 +22,9 @@ def add_commands(commands) -> None:
     p.add_argument("--explore", action="store_true",
                    help="also write OUT/explore.html, the explorer's static page (about 15 CPU-seconds, 5 MB), and "
                         "link it from the report")
+    p.add_argument("--jobs", type=integer(1), default=None, metavar="N",
+                   help="run N claims at once, each in its own worker process (default: the number of CPUs; 1: one "
+                        "after another in this process); verdicts and numbers do not depend on N")
     p.add_argument("--list", action="store_true", help="list the claims and exit")
     p.set_defaults(handler=_reproduce, mode="quick", needs_jax=False)
 
@@ -39,7 +45,8 @@ def _reproduce(args) -> int:
 
     jax.config.update("jax_enable_x64", True)  # theory checks and reports run in float64
 
-    results = reproduce(args.mode, args.only, args.out, controls=args.controls, explorer=args.explore)
+    jobs = args.jobs or os.cpu_count() or 1
+    results = reproduce(args.mode, args.only, args.out, controls=args.controls, explorer=args.explore, jobs=jobs)
     crashed = [r["id"] for r in results if r["verdict"] == "error"
                or any(c["verdict"] == "error" for c in r["controls"])]
     broken = [r["id"] for r in results if r["broken"]]
