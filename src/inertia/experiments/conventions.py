@@ -6,6 +6,7 @@ so that comparing them with `inertia.run` checks the conversions of docs/theory.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import jax
@@ -79,33 +80,54 @@ def _max_rel(a, b) -> float:
     return float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
 
 
-def _comparisons(objective, x0, lr, beta, steps, variant):
+@functools.lru_cache(maxsize=128)
+def _iterates(problem: str, form: str, lr: float, beta: float, steps: int, x64: bool) -> tuple:
+    """The iterates of one ``form`` on one of `_PROBLEMS`, as a tuple of arrays. Cached: the controls run the same
+    forms at the same settings as the claim, and only the forms they change are computed again (``x64`` keys the
+    precision that `reproduce` set)."""
+    make, start, _ = _PROBLEMS[problem]
+    objective, x0 = _objective(make), jnp.asarray(start)
+    if form in ("hb", "nag", "hb-normalised", "nag-normalised"):
+        method = HeavyBall if form.startswith("hb") else Nesterov
+        made = (method.from_normalised if form.endswith("normalised") else method.from_practitioner)(lr, beta)
+        out = run(made, objective, x0, steps, record_every=1)
+        return (out.x,) if method is HeavyBall else (out.x, out.lookahead)
+    if form in ("optax-hb", "optax-nag"):
+        return (optax_iterates(optax.sgd(lr, beta, nesterov=form == "optax-nag"), objective, x0, steps),)
+    if form in ("two-step-hb", "two-step-nag"):
+        return two_step_iterates(objective, x0, lr, beta, beta if form == "two-step-nag" else 0.0, steps)
+    return (normalised_iterates(objective, x0, lr, beta, steps, nesterov=form == "ema-nag"),)
+
+
+@functools.lru_cache(maxsize=4)
+def _objective(make: Callable[[], Objective]) -> Objective:
+    return make()
+
+
+def _comparisons(problem: str, lr: float, beta: float, steps: int, variant: str):
     """Each pair of forms that should agree, as (label, inertia's iterates, reference iterates).
 
     ``variant`` makes a control: "lr-not-rescaled" gives the normalised form the practitioner lr (dropping the
     factor 1/(1−β)); "nesterov-at-x" compares Nesterov's iterates x_n where its look-ahead points y_n belong.
     """
     eta = lr if variant == "lr-not-rescaled" else lr / (1 - beta)
-    hb = run(HeavyBall.from_practitioner(lr, beta), objective, x0, steps, record_every=1)
-    nag = run(Nesterov.from_practitioner(lr, beta), objective, x0, steps, record_every=1)
-    hb_norm = run(HeavyBall.from_normalised(eta, beta), objective, x0, steps, record_every=1)
-    nag_norm = run(Nesterov.from_normalised(eta, beta), objective, x0, steps, record_every=1)
-    xs_hb, _ = two_step_iterates(objective, x0, lr, beta, 0.0, steps)
-    xs_nag, ys_nag = two_step_iterates(objective, x0, lr, beta, beta, steps)
-    nag_points = nag.x if variant == "nesterov-at-x" else nag.lookahead
+
+    def forms(form: str, rate: float = lr) -> tuple:
+        return _iterates(problem, form, rate, beta, steps, bool(jax.config.read("jax_enable_x64")))
+
+    (hb,), (nag_x, nag_y) = forms("hb"), forms("nag")
+    (hb_norm,), (_, nag_norm) = forms("hb-normalised", eta), forms("nag-normalised", eta)
+    (xs_hb, _), (_, ys_nag) = forms("two-step-hb"), forms("two-step-nag")
+    (optax_hb,), (optax_nag,) = forms("optax-hb"), forms("optax-nag")
     return [
-        ("HB: inertia vs optax.sgd", hb.x, optax_iterates(optax.sgd(lr, beta), objective, x0, steps)),
-        ("NAG: inertia look-ahead vs optax nesterov", nag_points,
-         optax_iterates(optax.sgd(lr, beta, nesterov=True), objective, x0, steps)),
-        ("HB: canonical two-step vs optax.sgd", xs_hb, optax_iterates(optax.sgd(lr, beta), objective, x0, steps)),
-        ("NAG: canonical look-ahead vs optax nesterov", ys_nag,
-         optax_iterates(optax.sgd(lr, beta, nesterov=True), objective, x0, steps)),
-        ("HB: normalised η=lr/(1−β) vs practitioner", hb.x,
-         normalised_iterates(objective, x0, eta, beta, steps)),
-        ("NAG: normalised vs practitioner", nag.lookahead,
-         normalised_iterates(objective, x0, eta, beta, steps, nesterov=True)),
-        ("HB: inertia normalised vs practitioner", hb_norm.x, hb.x),
-        ("NAG: inertia normalised vs practitioner", nag_norm.lookahead, nag.lookahead),
+        ("HB: inertia vs optax.sgd", hb, optax_hb),
+        ("NAG: inertia look-ahead vs optax nesterov", nag_x if variant == "nesterov-at-x" else nag_y, optax_nag),
+        ("HB: canonical two-step vs optax.sgd", xs_hb, optax_hb),
+        ("NAG: canonical look-ahead vs optax nesterov", ys_nag, optax_nag),
+        ("HB: normalised η=lr/(1−β) vs practitioner", hb, forms("ema-hb", eta)[0]),
+        ("NAG: normalised vs practitioner", nag_y, forms("ema-nag", eta)[0]),
+        ("HB: inertia normalised vs practitioner", hb_norm, hb),
+        ("NAG: inertia normalised vs practitioner", nag_norm, nag_y),
     ]
 
 
@@ -161,10 +183,9 @@ def _draw(numbers: dict) -> list:
 )
 def _measure(steps: int, momenta: list[float], variant: str = "correct") -> dict:
     comparisons, curves = {}, {}
-    for name, (make, start, lr) in _PROBLEMS.items():
-        objective, x0 = make(), jnp.asarray(start)
+    for name, (_, _, lr) in _PROBLEMS.items():
         for beta in momenta:
-            for label, ours, ref in _comparisons(objective, x0, lr, beta, steps, variant):
+            for label, ours, ref in _comparisons(name, lr, beta, steps, variant):
                 err = jnp.max(jnp.abs(ours - ref), axis=-1) / jnp.max(jnp.abs(ref))
                 comparisons[f"{name} | β={beta} | {label}"] = float(jnp.max(err))
                 if beta == momenta[-1]:

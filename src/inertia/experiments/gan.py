@@ -8,6 +8,8 @@ of Rosca et al. (ICML 2021, `inertia.games`) predict it through the trace of the
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
@@ -34,6 +36,26 @@ def _regularised(game, h_phi, h_theta, alternating, regulariser, strength, coeff
         return game
     s = -1.0 if regulariser == "strengthen" else strength
     return cancel_interaction(game, h_phi, h_theta, alternating=alternating, strength=s, coefficients=coefficients)
+
+
+def _what_matters(regulariser: str, strength: float, coefficients: str) -> tuple:
+    """The settings a regularised game depends on: none for plain GD, the coefficients alone for the strengthened
+    drift (its strength is fixed at −1). Keys the caches below, so that a control recomputes only what it changes."""
+    if regulariser == "none":
+        return regulariser, None, None
+    return regulariser, (None if regulariser == "strengthen" else strength), coefficients
+
+
+@functools.lru_cache(maxsize=512)
+def _rate(h: float, ratio: float, alternating: bool, regulariser: str, strength, coefficients, x64: bool) -> float:
+    game = _regularised(dirac_gan(), h, ratio * h, alternating, regulariser, strength, coefficients)
+    return growth_rate(game, h, ratio * h, alternating)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_trajectory(h: float, ratio: float, regulariser: str, strength, coefficients, steps: int, x64: bool):
+    game = _regularised(dirac_gan(), h, ratio * h, False, regulariser, strength, coefficients)
+    return _trajectory(game, h, ratio * h, False, steps)
 
 
 def growth_rate(game: Game, h_phi: float, h_theta: float, alternating: bool, delta: float = 1e-7) -> float:
@@ -134,11 +156,11 @@ def _draw(numbers: dict) -> list:
 )
 def _measure(h_phi: list[float], ratios: list[float], steps: int, strength: float = 1.0,
              coefficients: str = "derived") -> dict:
-    game, hs, cells = dirac_gan(), np.asarray(h_phi), {}
+    hs, cells, x64 = np.asarray(h_phi), {}, bool(jax.config.read("jax_enable_x64"))
     for scheme, alternating in _SCHEMES.items():
         for ratio in ratios:
-            rates = {reg: [growth_rate(_regularised(game, h, ratio * h, alternating, reg, strength, coefficients),
-                                       h, ratio * h, alternating) for h in hs]
+            rates = {reg: [_rate(float(h), ratio, alternating, *_what_matters(reg, strength, coefficients), x64)
+                           for h in hs]
                      for reg in ("none", "cancel", "strengthen")}
             plain_order = fitted_order(hs, np.abs(rates["none"])) if not alternating else None
             cells[f"{scheme}, ratio {ratio}"] = {
@@ -146,8 +168,8 @@ def _measure(h_phi: list[float], ratios: list[float], steps: int, strength: floa
                 "strengthen": rates["strengthen"], "cancel": _cancelled_ok(rates["cancel"], hs),
                 "plain_order": plain_order}
     h, ratio = hs[-1], ratios[-1]
-    trajectories = {f"{reg}": _trajectory(_regularised(game, h, ratio * h, False, reg, strength, coefficients),
-                                          h, ratio * h, False, steps) for reg in ("none", "cancel", "strengthen")}
+    trajectories = {f"{reg}": _cached_trajectory(float(h), ratio, *_what_matters(reg, strength, coefficients), steps,
+                                                 x64) for reg in ("none", "cancel", "strengthen")}
     return {"h_phi": hs.tolist(), "cells": cells,
             "plot": {"trajectories": trajectories,
                      "trajectory_title": f"simultaneous GD, h_φ = {h}, h_θ = {ratio * h}, from ‖z₀‖ = 1e-3"}}
