@@ -237,10 +237,11 @@ def _claim_runs(ids: list[str], mode: str, controls: bool, jobs: int, explorer_p
     pool = ProcessPoolExecutor(min(jobs, len(ids) + bool(explorer_page)), mp_context=multiprocessing.get_context(
         "spawn"), initializer=_start_worker, initargs=(bool(jax.config.read("jax_enable_x64")),))
     try:
-        from .explore import write_static
+        page = None
+        if explorer_page is not None:  # first (about 15 CPU-seconds), so that it overlaps the claims
+            from .explore import write_static
 
-        # the explorer's page (about 15 CPU-seconds) first, so that it overlaps the claims instead of trailing them
-        page = pool.submit(write_static, explorer_page) if explorer_page is not None else None
+            page = pool.submit(write_static, explorer_page)
         futures = [pool.submit(_run_claim_by_id, i, mode, controls) for i in ids]
         yield (f.result() for f in futures)
         if page is not None:
