@@ -1,5 +1,6 @@
 """The command line: its numbers equal the library's, and bad input is one line with exit code 2."""
 
+import json
 import re
 
 import numpy as np
@@ -41,6 +42,14 @@ def test_run_prints_gd_iterates_of_a_quadratic(capsys):
     (["sweep", "--lr", "a,b"], "--lr must be numbers"),
     (["reproduce", "--only", "no-such-claim"], "unknown claim"),
     (["frobnicate"], "invalid choice"),
+    (["diagnose", "--lr", "0"], r"--lr: must lie in \(0"),
+    (["diagnose", "--lr", "0.1", "--momentum", "1"], r"--momentum: must lie in \[0, 1\)"),
+    (["diagnose", "--lr", "0.1", "--steps", "5"], "--steps: must be an integer >= 20"),
+    (["diagnose", "--lr", "0.1", "--replicas", "2"], "--replicas: must be an integer >= 4"),
+    (["diagnose", "--lr", "0.1", "--model", "vgg"], "--model: invalid choice"),
+    (["diagnose", "--lr", "0.1", "--epochs", "0"], "--epochs: must be an integer >= 1"),
+    (["diagnose", "--lr", "0.1", "--epochs", "1", "--pool", "16", "--top-k", "100000"],
+     r"--top-k must lie in \[1, \d+\] \(the parameter count\)"),
 ])
 def test_bad_arguments_give_one_line_and_exit_code_2(argv, match, capsys):
     assert main(argv) == 2
@@ -63,3 +72,35 @@ def test_sweep_with_an_unreachable_scheduler_is_one_line_with_exit_code_2(capsys
     pytest.importorskip("distributed")
     code = main(["sweep", "--lr", "0.1", "--steps", "5", "--scheduler", "tcp://127.0.0.1:9"])
     assert code == 2 and "--scheduler 'tcp://127.0.0.1:9': no Dask scheduler answers there" in capsys.readouterr().err
+
+
+def test_diagnose_reports_the_library_sharpness_and_stability_margin(tmp_path, capsys):
+    """The page's numbers are `inertia.diagnose`'s from Python with the same seed; the sharpness lies within its
+    reported Lanczos residual of a peer (60 Lanczos steps); the margin is μ_max against 2(1+β)/lr."""
+    import jax
+
+    import inertia as ia
+    from inertia.cli._diagnose import checkpoint
+    from inertia.diagnose import diagnose
+
+    lr, beta, seed = 0.05, 0.9, 3
+    argv = ["diagnose", "--data", "digits", "--model", "mlp", "--lr", str(lr), "--momentum", str(beta), "--epochs",
+            "1", "--pool", "128", "--top-k", "2", "--steps", "40", "--replicas", "4", "--stability-steps", "0",
+            "--seed", str(seed), "--out", str(tmp_path / "d")]
+    assert main(argv) == 0
+    assert "regime: " in capsys.readouterr().out
+    report = json.loads((tmp_path / "d" / "diagnosis.json").read_text())
+    method = ia.HeavyBall.from_practitioner(lr, beta)
+    loss, params, pooled, _ = checkpoint("digits", "mlp", method, batch_size=32, epochs=1, pool=128, seed=seed)
+    d = diagnose(loss, params, pooled, method, batch_size=32, key=jax.random.key(seed + 1), top_k=2,
+                 run_checks=False)
+    sharpness = report["predicted"]["stability"]["sharpness"]
+    assert sharpness == pytest.approx(float(d.measured["top_eigenvalues"][0]), rel=1e-9)
+    assert report["measured"]["eigen_residuals"] == pytest.approx(list(d.measured["eigen_residuals"]), rel=1e-6)
+    peer = float(ia.hessian.top_eigenvalues(lambda p: loss(p, pooled), params, key=jax.random.key(9), k=1,
+                                            iterations=60)[0])
+    assert abs(sharpness - peer) <= report["measured"]["eigen_residuals"][0] + 1e-9 * peer
+    stability = report["predicted"]["stability"]
+    assert stability["threshold_eigenvalue"] == pytest.approx(2 * (1 + beta) / lr, rel=1e-12)
+    assert stability["margin"] == pytest.approx(sharpness * lr / (2 * (1 + beta)), rel=1e-12)
+    assert report["measured"]["examples"] == 128 and set(report["timings"]) >= {"lanczos", "continuation"}
