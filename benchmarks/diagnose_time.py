@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=8)
     parser.add_argument("--stability-steps", type=int, default=20)
     parser.add_argument("--chunk", type=int, default=64)
+    parser.add_argument("--precision", default="float32", choices=("float32", "float64"))
     parser.add_argument("--measure-only", action="store_true", help="time the measurement alone")
     args = parser.parse_args()
     jax.config.update("jax_enable_x64", True)
@@ -69,17 +70,18 @@ def main() -> None:
     print(f"checkpoint ({args.epochs} epoch(s) on {args.n_train} images, not part of the diagnosis): "
           f"{time.process_time() - start[0]:.1f} CPU-s, {time.perf_counter() - start[1]:.1f} s wall")
     template, static = eqx.partition(factory(key=jax.random.key(0)), eqx.is_inexact_array)
-    params = ravel_pytree(template)[1](jnp.asarray(out.final.values[0, 0], jnp.float64))
+    dtype = jnp.dtype(args.precision)
+    params = ravel_pytree(template)[1](jnp.asarray(out.final.values[0, 0], dtype))
 
     def loss(p, batch):
         logits = jax.vmap(eqx.combine(p, static))(batch[0])
         return jnp.mean(jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, batch[1][:, None], 1)[:, 0])
 
-    pooled = (jnp.asarray(data.x_train[: args.pool], jnp.float64), jnp.asarray(data.y_train[: args.pool]))
+    pooled = (jnp.asarray(data.x_train[: args.pool], dtype), jnp.asarray(data.y_train[: args.pool]))
     size = ravel_pytree(params)[0].size
     print(f"ResNet widths {widths}: {size} parameters; pool {args.pool}; top_k {args.top_k}; Lanczos "
           f"{args.iterations}; Hutchinson {args.probes}; continuation {args.replicas} × {args.steps} steps of batch "
-          f"{args.batch_size}; stability {args.stability_steps} full-batch steps")
+          f"{args.batch_size}; stability {args.stability_steps} full-batch steps; {args.precision}")
     compiling[0] = 0.0
     start = time.process_time(), time.perf_counter()
     d = diagnose(loss, params, pooled, method, batch_size=args.batch_size, key=jax.random.key(1), top_k=args.top_k,

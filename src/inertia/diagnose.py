@@ -197,6 +197,20 @@ def _hutchinson(losses, flat: Array, pool: PyTree, n: int, probes: Array, chunk:
     return sums[:, 0], sums[:, 2] - sums[:, 1] ** 2
 
 
+def _eigenpairs(matvec, flat: Array, key: Array, iterations: int) -> tuple[np.ndarray, Array]:
+    """Eigenpairs of the Hessian in descending order: Lanczos with ``iterations`` steps, or, when that is as many
+    steps as there are parameters, the dense Hessian from one Hessian-vector product per parameter and its exact
+    eigendecomposition. A Krylov space holds one vector per *distinct* eigenvalue (Golub & Van Loan, Matrix
+    Computations, §10.1), so Lanczos cannot return a full basis where eigenvalues repeat, as they do for a softmax head
+    (its logits' shift invariance, lifted by weight decay to a multiple eigenvalue); the dense form can."""
+    if iterations < flat.size:
+        values, vectors = hessian.lanczos(matvec, flat.size, key=key, iterations=iterations, dtype=flat.dtype)
+        return np.asarray(values, float), vectors
+    dense = np.asarray(jax.lax.map(matvec, jnp.eye(flat.size, dtype=flat.dtype), batch_size=16), float)
+    values, vectors = np.linalg.eigh((dense + dense.T) / 2)
+    return values[::-1], jnp.asarray(vectors[:, ::-1].T, flat.dtype)
+
+
 def _mean_se(samples: np.ndarray) -> tuple[float, float]:
     return float(samples.mean()), float(samples.std(ddof=1) / np.sqrt(samples.size)) if samples.size > 1 else np.nan
 
@@ -208,7 +222,8 @@ def measure(loss: Loss, params: PyTree, data: Any, *, batch_size: int, key: Arra
     **Arguments:** ``loss(params, batch)``: the mean loss of a batch (a pytree with a leading example axis);
     ``params``: a pytree; ``data``: the examples (such a pytree, or an iterable of batches, concatenated);
     ``batch_size``: the user's minibatch size ``B``; ``key``: for Lanczos and Hutchinson; ``top_k``: directions;
-    ``iterations``: Lanczos steps (at least ``top_k``); ``hutchinson_samples``: probes for the traces of ``H`` and
+    ``iterations``: Lanczos steps (at least ``top_k``; as many as the parameters: the dense Hessian, exact);
+    ``hutchinson_samples``: probes for the traces of ``H`` and
     ``F`` (≥ 2, for a standard error); ``chunk``: examples per block of the per-example quantities.
 
     Accuracy is reported, not assumed: ``eigen_residuals`` ``‖Hu_i − μ_i u_i‖`` of the Ritz pairs (each ``μ_i`` lies
@@ -230,10 +245,10 @@ def measure(loss: Loss, params: PyTree, data: Any, *, batch_size: int, key: Arra
     matvec = lambda v: hvp(flat, pool, v)
     k1, k2 = jax.random.split(key)
     clock = _Clock()
-    values, vectors = hessian.lanczos(matvec, flat.size, key=k1, iterations=max(iterations, top_k), dtype=flat.dtype)
+    values, vectors = _eigenpairs(matvec, flat, k1, max(iterations, top_k))
     U, mu = vectors[:top_k], np.asarray(values[:top_k], float)
     clock.lap("lanczos")
-    residuals = np.array([float(jnp.linalg.norm(matvec(u) - m * u)) for u, m in zip(U, mu)])
+    residuals = np.asarray(jnp.linalg.norm(jax.vmap(matvec)(U) - mu[:, None] * U, axis=1), float)
     clock.lap("lanczos_residuals")
     losses = _per_example_losses(loss, unravel)
     probes = jax.random.rademacher(k2, (hutchinson_samples, flat.size), flat.dtype)
@@ -354,6 +369,10 @@ def _continuation(loss: Loss, unravel, n: int, batch_size: int | None, steps: in
     momentum set to 0) share one compilation, as do the two stability runs."""
 
     def replica(method, key, pool, flat0, U):  # arrays as arguments, not closed over: no constant folding of the data
+        # hyper-parameters in the iterate's precision (float64 NumPy values would promote a float32 model's state)
+        floating = lambda a: jnp.issubdtype(getattr(a, "dtype", int), jnp.floating)
+        method = jax.tree.map(lambda a: a.astype(flat0.dtype) if floating(a) else a, method)
+
         def body(state, inputs):
             k, step = inputs
             batch = pool if batch_size is None else _take(pool, jax.random.randint(k, (batch_size,), 0, n))
