@@ -2,12 +2,12 @@
 
 Trains the ResNet (`inertia.nn.ResNet`, GroupNorm; default widths 16, 32, 64: 77,754 parameters) ``--epochs`` epochs
 on ``--n-train`` Fashion-MNIST images (the checkpoint; not part of the diagnosis), then diagnoses all its parameters
-at that checkpoint with HB (lr 0.05, momentum 0.9) and prints, per phase, the process CPU-seconds and wall seconds
+at that checkpoint with HB (lr 0.05, momentum 0.9), with the defaults of `inertia diagnose`, and prints, per phase, the process CPU-seconds and wall seconds
 (compilation included: a diagnosis runs once), the wall seconds XLA spent compiling, the accuracy of each
 measurement (Lanczos residuals, Hutchinson and Monte Carlo standard errors) and the peak resident memory. Run from
 the repository root:
 
-    PYTHONPATH=src python benchmarks/diagnose_time.py [--widths 16,32,64] [--pool 256] [--steps 100] [--replicas 8]
+    PYTHONPATH=src python benchmarks/diagnose_time.py [--widths 16,32,64] [--pool 128] [--steps 60] [--replicas 8]
         [--measure-only]
 """
 
@@ -46,14 +46,14 @@ def main() -> None:
     parser.add_argument("--widths", default="16,32,64")
     parser.add_argument("--n-train", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--pool", type=int, default=256)
+    parser.add_argument("--pool", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--top-k", type=int, default=4)
-    parser.add_argument("--iterations", type=int, default=20, help="Lanczos steps")
+    parser.add_argument("--iterations", type=int, default=16, help="Lanczos steps")
     parser.add_argument("--probes", type=int, default=10, help="Hutchinson probes")
-    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--replicas", type=int, default=8)
-    parser.add_argument("--stability-steps", type=int, default=20)
+    parser.add_argument("--stability-steps", type=int, default=16)
     parser.add_argument("--chunk", type=int, default=64)
     parser.add_argument("--precision", default="float32", choices=("float32", "float64"))
     parser.add_argument("--measure-only", action="store_true", help="time the measurement alone")

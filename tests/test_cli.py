@@ -95,8 +95,8 @@ def test_diagnose_reports_the_library_sharpness_and_stability_margin(tmp_path, c
     method = ia.HeavyBall.from_practitioner(lr, beta)
     loss, params, pooled, _ = checkpoint("digits", "mlp", method, batch_size=32, epochs=1, pool=128, seed=seed,
                                          precision="float32")
-    d = diagnose(loss, params, pooled, method, batch_size=32, key=jax.random.key(seed + 1), top_k=2, chunk=64,
-                 run_checks=False)  # the command line's defaults: 20 Lanczos steps, 10 probes, blocks of 64
+    d = diagnose(loss, params, pooled, method, batch_size=32, key=jax.random.key(seed + 1), top_k=2, iterations=16,
+                 chunk=64, run_checks=False)  # the command line's defaults: 16 Lanczos steps, 10 probes, blocks of 64
     sharpness = report["predicted"]["stability"]["sharpness"]
     assert sharpness == pytest.approx(float(d.measured["top_eigenvalues"][0]), rel=1e-9)
     assert report["measured"]["eigen_residuals"] == pytest.approx(list(d.measured["eigen_residuals"]), rel=1e-6)

@@ -117,7 +117,7 @@ class _Clock:
     """Process CPU-seconds and wall seconds of each phase, compilation included (the phases end on host values, so
     asynchronous dispatch has finished)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.phases: dict[str, dict[str, float]] = {}
         self._last = (time.process_time(), time.perf_counter())
 
@@ -446,6 +446,7 @@ def check(loss: Loss, params: PyTree, data: Any, method: AbstractMethod, m: Meas
     if not np.isfinite(predicted["regime"]["margin"]):
         checked["regime"] = {"holds": False, "reason": "no stationary prediction to set the margin"}
     elif predicted["regime"]["matched_stable"] and float(predicted["regime"]["momentum"]) > 0:
+        assert isinstance(method, Method)  # `linear`
         sgd_proj, sgd_losses = run(_as_gd(method, predicted["regime"]["matched_lr"]), keys, pool, flat0, U)
         checked["regime"] = _regime_check(proj[:, late], sgd_proj[:, late], m.eigenvalues[:k], predicted)
         traces["sgd_losses"] = np.asarray(sgd_losses, float)
@@ -457,7 +458,7 @@ def check(loss: Loss, params: PyTree, data: Any, method: AbstractMethod, m: Meas
     return checked, traces
 
 
-def _late_variance(proj: Array, late: slice) -> np.ndarray:
+def _late_variance(proj: np.ndarray, late: slice) -> np.ndarray:
     """Per replica, the variance of ``u_iᵀθ_t`` over the late window about the mean across replicas at each step
     (unbiased across replicas): shape ``(replicas, k)``."""
     window = np.asarray(proj[:, late], float)

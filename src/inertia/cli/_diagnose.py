@@ -10,7 +10,7 @@ from . import _parse
 MODELS = ("mlp", "cnn", "resnet")
 #: defaults sized for a diagnosis of the built-in ResNet on Fashion-MNIST within 2 minutes on 2 cores
 #: (benchmarks/diagnose_time.py; docs/diagnose.md "Time and memory")
-POOL, STEPS, REPLICAS, STABILITY_STEPS = 256, 100, 8, 20
+POOL, LANCZOS, STEPS, REPLICAS, STABILITY_STEPS = 128, 16, 60, 8, 16
 
 
 def add_commands(commands) -> None:
@@ -35,8 +35,9 @@ def add_commands(commands) -> None:
     p.add_argument("--pool", type=_parse.integer(2), default=POOL,
                    help=f"training examples used to measure, >= 2 (default {POOL})")
     p.add_argument("--top-k", type=_parse.integer(1), default=4, help="Hessian directions (default 4)")
-    p.add_argument("--lanczos-iterations", type=_parse.integer(1), default=20,
-                   help="Lanczos steps, >= 1, raised to --top-k if lower (default 20; the residuals are reported)")
+    p.add_argument("--lanczos-iterations", type=_parse.integer(1), default=LANCZOS,
+                   help=f"Lanczos steps, >= 1, raised to --top-k if lower (default {LANCZOS}; the residuals are "
+                        "reported)")
     p.add_argument("--probes", type=_parse.integer(2), default=10,
                    help="Hutchinson probes for the traces, >= 2 (default 10; standard errors reported)")
     p.add_argument("--steps", type=_parse.integer(20), default=STEPS,
