@@ -2,10 +2,10 @@
 
 Trains the ResNet (`inertia.nn.ResNet`, GroupNorm; default widths 16, 32, 64: 77,754 parameters) ``--epochs`` epochs
 on ``--n-train`` Fashion-MNIST images (the checkpoint; not part of the diagnosis), then diagnoses all its parameters
-at that checkpoint with HB (lr 0.05, momentum 0.9), with the defaults of `inertia diagnose`, and prints, per phase, the process CPU-seconds and wall seconds
-(compilation included: a diagnosis runs once), the wall seconds XLA spent compiling, the accuracy of each
-measurement (Lanczos residuals, Hutchinson and Monte Carlo standard errors) and the peak resident memory. Run from
-the repository root:
+at that checkpoint with HB (lr 0.05, momentum 0.9), with the defaults of `inertia diagnose`, and prints, per phase,
+the process CPU-seconds and wall seconds (compilation included: a diagnosis runs once), the wall seconds XLA spent
+compiling, the accuracy of each measurement (Lanczos residuals, Hutchinson and Monte Carlo standard errors) and the
+peak resident memory. Run from the repository root:
 
     PYTHONPATH=src python benchmarks/diagnose_time.py [--widths 16,32,64] [--pool 128] [--steps 60] [--replicas 8]
         [--measure-only]
