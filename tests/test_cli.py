@@ -1,6 +1,7 @@
 """The command line: its numbers equal the library's, and bad input is one line with exit code 2."""
 
 import functools
+import json
 import re
 
 import numpy as np
@@ -43,6 +44,14 @@ def test_run_prints_gd_iterates_of_a_quadratic(capsys):
     (["reproduce", "--only", "no-such-claim"], "unknown claim"),
     (["reproduce", "--jobs", "0"], "--jobs: must be an integer >= 1"),
     (["frobnicate"], "invalid choice"),
+    (["diagnose", "--lr", "0"], r"--lr: must lie in \(0"),
+    (["diagnose", "--lr", "0.1", "--momentum", "1"], r"--momentum: must lie in \[0, 1\)"),
+    (["diagnose", "--lr", "0.1", "--steps", "5"], "--steps: must be an integer >= 20"),
+    (["diagnose", "--lr", "0.1", "--replicas", "2"], "--replicas: must be an integer >= 4"),
+    (["diagnose", "--lr", "0.1", "--model", "vgg"], "--model: invalid choice"),
+    (["diagnose", "--lr", "0.1", "--epochs", "0"], "--epochs: must be an integer >= 1"),
+    (["diagnose", "--lr", "0.1", "--epochs", "1", "--pool", "16", "--top-k", "100000"],
+     r"--top-k must lie in \[1, \d+\] \(the parameter count\)"),
 ])
 def test_bad_arguments_give_one_line_and_exit_code_2(argv, match, capsys):
     assert main(argv) == 2
@@ -69,8 +78,6 @@ def test_sweep_with_an_unreachable_scheduler_is_one_line_with_exit_code_2(capsys
 
 def _verdicts_and_numbers(folder) -> list:
     """What a reproduce run decided, with every number it measured: all of results.json but times and provenance."""
-    import json
-
     claims = json.loads((folder / "results.json").read_text())["claims"]
     timed = ("seconds", "cpu_seconds")
     return [{**{k: v for k, v in c.items() if k not in timed},
@@ -90,3 +97,40 @@ def test_reproduce_in_two_worker_processes_gives_the_numbers_of_a_serial_run(tmp
     assert _verdicts_and_numbers(tmp_path / "parallel") == _verdicts_and_numbers(tmp_path / "serial")
     figures = sorted(p.name for p in (tmp_path / "parallel" / "figures").iterdir())
     assert figures == sorted(p.name for p in (tmp_path / "serial" / "figures").iterdir()) and figures
+
+
+def test_diagnose_reports_the_library_sharpness_and_stability_margin(tmp_path, capsys):
+    """The page's numbers are `inertia.diagnose`'s from Python with the same seed (float32, the default precision);
+    the sharpness lies within its reported Lanczos residual of a float64 peer (60 Lanczos steps), up to float32
+    round-off of the Hessian-vector products (1e-5 relative); the margin is μ_max against 2(1+β)/lr."""
+    import jax
+    import jax.numpy as jnp
+
+    import inertia as ia
+    from inertia.cli._diagnose import checkpoint
+    from inertia.diagnose import diagnose
+
+    lr, beta, seed = 0.05, 0.9, 3
+    argv = ["diagnose", "--data", "digits", "--model", "mlp", "--lr", str(lr), "--momentum", str(beta), "--epochs",
+            "1", "--pool", "128", "--top-k", "2", "--steps", "40", "--replicas", "4", "--stability-steps", "0",
+            "--seed", str(seed), "--out", str(tmp_path / "d")]
+    assert main(argv) == 0
+    assert "regime: " in capsys.readouterr().out
+    report = json.loads((tmp_path / "d" / "diagnosis.json").read_text())
+    method = ia.HeavyBall.from_practitioner(lr, beta)
+    loss, params, pooled, _ = checkpoint("digits", "mlp", method, batch_size=32, epochs=1, pool=128, seed=seed,
+                                         precision="float32")
+    d = diagnose(loss, params, pooled, method, batch_size=32, key=jax.random.key(seed + 1), top_k=2, iterations=16,
+                 chunk=64, run_checks=False)  # the command line's defaults: 16 Lanczos steps, 10 probes, blocks of 64
+    sharpness = report["predicted"]["stability"]["sharpness"]
+    assert sharpness == pytest.approx(float(d.measured["top_eigenvalues"][0]), rel=1e-9)
+    assert report["measured"]["eigen_residuals"] == pytest.approx(list(d.measured["eigen_residuals"]), rel=1e-6)
+    as64 = lambda tree: jax.tree.map(lambda x: jnp.asarray(x, jnp.float64) if x.dtype == jnp.float32 else x, tree)
+    params64, pooled64 = as64(params), as64(pooled)
+    peer = float(ia.hessian.top_eigenvalues(lambda p: loss(p, pooled64), params64, key=jax.random.key(9), k=1,
+                                            iterations=60)[0])
+    assert abs(sharpness - peer) <= report["measured"]["eigen_residuals"][0] + 1e-5 * peer
+    stability = report["predicted"]["stability"]
+    assert stability["threshold_eigenvalue"] == pytest.approx(2 * (1 + beta) / lr, rel=1e-12)
+    assert stability["margin"] == pytest.approx(sharpness * lr / (2 * (1 + beta)), rel=1e-12)
+    assert report["measured"]["examples"] == 128 and set(report["timings"]) >= {"lanczos", "continuation"}

@@ -134,8 +134,11 @@ def write_page(d, folder: str | Path, title: str = "") -> Path:
     """Write ``folder/index.html`` (figures embedded) and ``folder/diagnosis.json``; returns the page's path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    raw = json.dumps(json_safe({"measured": d.measured, "predicted": d.predicted, "checked": d.checked}), indent=1)
+    raw = json.dumps(json_safe({"measured": d.measured, "predicted": d.predicted, "checked": d.checked,
+                                "timings": d.timings}), indent=1)
     measured = [(k, _fmt(v) if not isinstance(v, (int, str)) else v) for k, v in d.measured.items() if k != "noise_top"]
+    measured += [(f"time: {name}", f"{t['cpu_s']:.1f} CPU-s, {t['wall_s']:.1f} s wall")
+                 for name, t in d.timings.items()]
     page = _PAGE.render(title=title, measured=measured, rows=_rows(d), raw=raw,
                         pngs=[base64.b64encode(figure_png(f)).decode() for f in figures(d)])
     write_atomic(folder / "index.html", page.encode())

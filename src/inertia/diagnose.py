@@ -4,12 +4,14 @@ At the current parameters θ of any JAX loss over a parameter pytree, `diagnose`
 model and the minibatch noise, predicts from the seed papers what the optimiser will do, and runs a short
 continuation of the optimiser to check each prediction:
 
-**Measured** (`measure`): the top Hessian eigenpairs ``(μ_i, u_i)`` (Lanczos), the Hessian trace (Hutchinson, with
-its standard error), the full-pool gradient ``ḡ``, and the per-example gradient covariance
-``F = (1/N) Σ ∇ℓ_i ∇ℓ_iᵀ − ḡḡᵀ`` restricted to the top directions (``F_U = UᵀFU``) plus its trace. Minibatches of
+**Measured** (`measure`): the top Hessian eigenpairs ``(μ_i, u_i)`` (Lanczos, with the residual of each pair), the
+full-pool gradient ``ḡ``, the per-example gradient covariance ``F = (1/N) Σ ∇ℓ_i ∇ℓ_iᵀ − ḡḡᵀ`` restricted to the
+top directions (``F_U = UᵀFU``, exact) and the per-example curvatures ``U H_i Uᵀ``, both by forward-mode derivatives
+of ``c ↦ ℓ_i(θ + Uᵀc)``, and the traces of ``H`` and ``F`` (Hutchinson, with their standard errors). Minibatches of
 ``B`` drawn with replacement from the ``N`` pooled examples have noise covariance ``C = F/B``
-(Ziyin, Liu, Mori & Ueda, ICLR 2022; docs/theory.md §3.3). Per-example gradients are taken ``chunk`` examples at a
-time, so memory stays at ``chunk × (number of parameters)`` floats.
+(Ziyin, Liu, Mori & Ueda, ICLR 2022; docs/theory.md §3.3). No full per-example gradient is ever formed; per-example
+quantities are taken ``chunk`` examples at a time, so memory stays at ``chunk × (k + k²)`` tangents of the model's
+activations for ``k`` directions.
 
 **Predicted** (`predict`), for a linear two-step method (h, λ, a):
 
@@ -39,6 +41,7 @@ eigenvectors) the predictions are not to be trusted, and the checks say so: docs
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any, Callable
 
 import jax
@@ -59,7 +62,8 @@ Loss = Callable[[PyTree, PyTree], Array]
 
 @dataclasses.dataclass(frozen=True)
 class Measurement:
-    """The local model at θ: see `measure`. Arrays are NumPy float64; ``directions`` has shape ``(k, P)``."""
+    """The local model at θ: see `measure`. Arrays are NumPy float64; ``directions`` has shape ``(k, P)``;
+    ``eigen_residuals`` ``‖Hu_i − μ_i u_i‖``, ``trace_se`` and ``noise_trace_se`` say how accurate each number is."""
 
     loss: float
     gradient_norm: float
@@ -72,17 +76,22 @@ class Measurement:
     curvatures: np.ndarray
     batch_size: int
     examples: int
+    eigen_residuals: np.ndarray
+    noise_trace_se: float
+    lanczos_iterations: int
+    timings: dict = dataclasses.field(default_factory=dict, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)
 class Diagnosis:
     """What `diagnose` found: ``measured``, ``predicted`` and ``checked`` as plain dicts, and the raw traces
-    (``traces``) for figures."""
+    (``traces``) for figures; ``timings``: CPU-seconds and wall seconds of each phase, compilation included."""
 
     measured: dict
     predicted: dict
     checked: dict
     traces: dict = dataclasses.field(default_factory=dict, repr=False)
+    timings: dict = dataclasses.field(default_factory=dict)
 
 
 def _pool(data: Any) -> tuple[PyTree, int]:
@@ -104,6 +113,20 @@ def _take(pool: PyTree, index) -> PyTree:
     return jax.tree.map(lambda x: x[index], pool)
 
 
+class _Clock:
+    """Process CPU-seconds and wall seconds of each phase, compilation included (the phases end on host values, so
+    asynchronous dispatch has finished)."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, dict[str, float]] = {}
+        self._last = (time.process_time(), time.perf_counter())
+
+    def lap(self, name: str) -> None:
+        now = (time.process_time(), time.perf_counter())
+        self.phases[name] = {"cpu_s": now[0] - self._last[0], "wall_s": now[1] - self._last[1]}
+        self._last = now
+
+
 def _pooled_loss(loss: Loss, unravel, n: int, chunk: int) -> Callable[[Array, PyTree], Array]:
     """``(z, pool) ↦ (1/N) Σ_i ℓ_i(z)`` evaluated ``chunk`` examples at a time (the loss is a mean over its batch).
     The examples are an argument, not a closure: compiled programs that close over arrays hold them as constants,
@@ -120,64 +143,131 @@ def _pooled_loss(loss: Loss, unravel, n: int, chunk: int) -> Callable[[Array, Py
     return f
 
 
-def _per_example_statistics(loss: Loss, unravel, flat: Array, pool: PyTree, n: int, U: Array, chunk: int):
-    """Mean gradient, ``(1/N) Σ (Uᵀg_i)(Uᵀg_i)ᵀ``, ``(1/N) Σ ‖g_i‖²`` and the per-example curvatures ``U H_i Uᵀ``,
-    ``chunk`` examples at a time (memory: ``chunk × k × P`` floats for ``k`` directions and ``P`` parameters)."""
+def _per_example_losses(loss: Loss, unravel) -> Callable[[Array, PyTree], Array]:
+    """``(z, batch) ↦ (ℓ_i(z))_i``: the loss of each example of the batch on its own (the user's loss of a batch of
+    one). Under forward-mode differentiation in ``z`` the weights stay shared by the batch, so the model runs as on an
+    ordinary batch: no per-example weight gradients are formed."""
 
-    def one(example, x, U):
-        g = jax.grad(lambda z: loss(unravel(z), jax.tree.map(lambda e: e[None], example)))
-        curvature = jax.vmap(lambda u: jax.jvp(g, (x,), (u,))[1])(U) @ U.T
-        return g(x), (curvature + curvature.T) / 2
+    def losses(z, batch):
+        params = unravel(z)
+        return jax.vmap(lambda e: loss(params, jax.tree.map(lambda x: x[None], e)))(batch)
+
+    return losses
+
+
+def _subspace_statistics(losses, flat: Array, pool: PyTree, n: int, U: Array, chunk: int):
+    """Per-example gradients and Hessians **in the span of the top directions**, ``U g_i`` and ``U H_i Uᵀ``, as the
+    first and second derivatives at ``c = 0`` of ``c ↦ ℓ_i(θ + Uᵀc)`` (forward over forward mode: ``k + k²``
+    tangents, ``chunk`` examples at a time, never a full per-example gradient). Returns ``(1/N) Σ (Ug_i)(Ug_i)ᵀ`` and
+    the curvatures ``(N, k, k)``; memory: ``chunk × (k + k²)`` tangents of the model's activations."""
 
     @jax.jit
     def block(batch, x, U):  # arrays as arguments, not closed over: no constant folding of the data
-        G, A = jax.vmap(one, in_axes=(0, None, None))(batch, x, U)
-        P = G @ U.T
-        return G.sum(0), P.T @ P, jnp.sum(G * G), A
+        along = lambda c: losses(x + c @ U, batch)
+        first = lambda c: (jax.jacfwd(along)(c),) * 2
+        curvature, gradient = jax.jacfwd(first, has_aux=True)(jnp.zeros(U.shape[0], x.dtype))
+        return gradient.T @ gradient, (curvature + jnp.swapaxes(curvature, 1, 2)) / 2
 
-    sums: list[Any] = [jnp.zeros_like(flat), jnp.zeros((U.shape[0],) * 2, flat.dtype), 0.0]
-    curvatures = []
+    second, curvatures = jnp.zeros((U.shape[0],) * 2, flat.dtype), []
     for start in range(0, n, chunk):
-        *parts, A = block(_take(pool, slice(start, min(start + chunk, n))), flat, U)
-        sums = [s + p for s, p in zip(sums, parts)]
+        part, A = block(_take(pool, slice(start, min(start + chunk, n))), flat, U)
+        second = second + part
         curvatures.append(np.asarray(A, float))
-    return sums[0] / n, sums[1] / n, float(sums[2]) / n, np.concatenate(curvatures)
+    return np.asarray(second, float) / n, np.concatenate(curvatures)
+
+
+def _hutchinson(losses, flat: Array, pool: PyTree, n: int, probes: Array, chunk: int) -> tuple[np.ndarray, ...]:
+    """Per Rademacher probe ``z``: ``zᵀHz`` and ``zᵀFz`` (``F`` the per-example gradient covariance), both from one
+    forward-over-forward pass of the per-example losses along ``z``: ``d/dt ℓ_i(θ+tz) = zᵀg_i`` and
+    ``d²/dt² ℓ_i(θ+tz) = zᵀH_i z``. Their means over probes are unbiased for ``tr H`` and ``tr F`` (Hutchinson 1990;
+    ``E[(zᵀv)²] = ‖v‖²``)."""
+
+    @jax.jit
+    def block(batch, x, z):
+        along = lambda t: losses(x + t * z, batch)
+        slope, bend = jax.jvp(lambda t: jax.jvp(along, (t,), (jnp.ones_like(t),))[1], (jnp.zeros((), x.dtype),),
+                              (jnp.ones((), x.dtype),))
+        return jnp.stack([jnp.sum(bend), jnp.sum(slope), jnp.sum(slope**2)])
+
+    sums = np.zeros((len(probes), 3))
+    for i, z in enumerate(probes):
+        for start in range(0, n, chunk):
+            sums[i] += np.asarray(block(_take(pool, slice(start, min(start + chunk, n))), flat, z), float)
+    sums /= n
+    return sums[:, 0], sums[:, 2] - sums[:, 1] ** 2
+
+
+def _eigenpairs(matvec, flat: Array, key: Array, iterations: int) -> tuple[np.ndarray, Array]:
+    """Eigenpairs of the Hessian in descending order: Lanczos with ``iterations`` steps, or, when that is as many
+    steps as there are parameters, the dense Hessian from one Hessian-vector product per parameter and its exact
+    eigendecomposition. A Krylov space holds one vector per *distinct* eigenvalue (Golub & Van Loan, Matrix
+    Computations, §10.1), so Lanczos cannot return a full basis where eigenvalues repeat, as they do for a softmax head
+    (its logits' shift invariance, lifted by weight decay to a multiple eigenvalue); the dense form can."""
+    if iterations < flat.size:
+        values, vectors = hessian.lanczos(matvec, flat.size, key=key, iterations=iterations, dtype=flat.dtype)
+        return np.asarray(values, float), vectors
+    dense = np.asarray(jax.lax.map(matvec, jnp.eye(flat.size, dtype=flat.dtype), batch_size=16), float)
+    values, vectors = np.linalg.eigh((dense + dense.T) / 2)
+    return values[::-1], jnp.asarray(vectors[:, ::-1].T, flat.dtype)
+
+
+def _mean_se(samples: np.ndarray) -> tuple[float, float]:
+    return float(samples.mean()), float(samples.std(ddof=1) / np.sqrt(samples.size)) if samples.size > 1 else np.nan
 
 
 def measure(loss: Loss, params: PyTree, data: Any, *, batch_size: int, key: Array, top_k: int = 4,
-            iterations: int = 40, hutchinson_samples: int = 30, chunk: int = 256) -> Measurement:
+            iterations: int = 20, hutchinson_samples: int = 10, chunk: int = 256) -> Measurement:
     """Measure the local quadratic model and the minibatch noise at ``params`` (module docstring).
 
     **Arguments:** ``loss(params, batch)``: the mean loss of a batch (a pytree with a leading example axis);
     ``params``: a pytree; ``data``: the examples (such a pytree, or an iterable of batches, concatenated);
     ``batch_size``: the user's minibatch size ``B``; ``key``: for Lanczos and Hutchinson; ``top_k``: directions;
-    ``iterations``: Lanczos steps; ``hutchinson_samples``; ``chunk``: examples per per-example-gradient block.
+    ``iterations``: Lanczos steps (at least ``top_k``; as many as the parameters: the dense Hessian, exact);
+    ``hutchinson_samples``: probes for the traces of ``H`` and
+    ``F`` (≥ 2, for a standard error); ``chunk``: examples per block of the per-example quantities.
+
+    Accuracy is reported, not assumed: ``eigen_residuals`` ``‖Hu_i − μ_i u_i‖`` of the Ritz pairs (each ``μ_i`` lies
+    within that of an eigenvalue of ``H``, and within ``residual²/gap`` once isolated: Parlett, The Symmetric
+    Eigenvalue Problem, Thms 4.5.1 and 11.7.1), and the Hutchinson standard errors ``trace_se``, ``noise_trace_se``.
     """
     pool, n = _pool(data)
     check_int("batch_size", batch_size, 1)
     check_int("top_k", top_k, 1)
+    check_int("iterations", iterations, 1)
+    check_int("hutchinson_samples", hutchinson_samples, 2)
     check_int("chunk", chunk, 1)
     flat, unravel = ravel_pytree(params)
     if top_k > flat.size:
         raise InertiaError(f"top_k must lie in [1, {flat.size}] (the parameter count); got {top_k}")
     f = _pooled_loss(loss, unravel, n, chunk)
-    grad = jax.grad(f)
-    hvp = jax.jit(lambda x, data, v: jax.jvp(lambda z: grad(z, data), (x,), (v,))[1])
-    matvec = lambda v: hvp(flat, pool, v)
+    hvp = jax.jit(lambda x, data, v: jax.jvp(lambda z: jax.grad(f)(z, data), (x,), (v,))[1])
     k1, k2 = jax.random.split(key)
-    values, vectors = hessian.lanczos(matvec, flat.size, key=k1, iterations=max(iterations, top_k), dtype=flat.dtype)
-    U = vectors[:top_k]
-    z = jax.random.rademacher(k2, (hutchinson_samples, flat.size), flat.dtype)
-    quad = np.array([float(v @ matvec(v)) for v in z])
-    mean_grad, second_top, mean_sq, curvatures = _per_example_statistics(loss, unravel, flat, pool, n, U, chunk)
+    clock = _Clock()
+    values, vectors = _eigenpairs(lambda v: hvp(flat, pool, v), flat, k1, max(iterations, top_k))
+    U, mu = vectors[:top_k], np.asarray(values[:top_k], float)
+    clock.lap("lanczos")
+    # one compiled program for the loss, its gradient and the residual products H u_i (the primal, independent of
+    # the direction, is computed once under vmap)
+    both = jax.jit(jax.vmap(lambda x, data, v: jax.jvp(lambda z: jax.value_and_grad(f)(z, data), (x,), (v,)),
+                            in_axes=(None, None, 0)))
+    (value, mean_grad), (_, HU) = both(flat, pool, U)
+    value, mean_grad = value[0], mean_grad[0]
+    residuals = np.asarray(jnp.linalg.norm(HU - mu[:, None] * U, axis=1), float)
     g_top = np.asarray(U @ mean_grad, float)
+    clock.lap("gradient_and_residuals")
+    losses = _per_example_losses(loss, unravel)
+    probes = jax.random.rademacher(k2, (hutchinson_samples, flat.size), flat.dtype)
+    quad, noise = _hutchinson(losses, flat, pool, n, probes, chunk)
+    clock.lap("hutchinson")
+    second_top, curvatures = _subspace_statistics(losses, flat, pool, n, U, chunk)
+    clock.lap("per_example_top_directions")
+    (trace, trace_se), (noise_trace, noise_trace_se) = _mean_se(quad), _mean_se(noise)
     return Measurement(
-        loss=float(jax.jit(f)(flat, pool)), gradient_norm=float(jnp.linalg.norm(mean_grad)),
-        eigenvalues=np.asarray(values[:top_k], float), directions=np.asarray(U, float),
-        trace=float(quad.mean()), trace_se=float(quad.std(ddof=1) / np.sqrt(quad.size)),
-        noise_top=np.asarray(second_top, float) - np.outer(g_top, g_top),
-        noise_trace=mean_sq - float(jnp.sum(mean_grad**2)), curvatures=curvatures, batch_size=int(batch_size),
-        examples=n)
+        loss=float(value), gradient_norm=float(jnp.linalg.norm(mean_grad)), eigenvalues=mu,
+        directions=np.asarray(U, float), trace=trace, trace_se=trace_se,
+        noise_top=second_top - np.outer(g_top, g_top), noise_trace=noise_trace, curvatures=curvatures,
+        batch_size=int(batch_size), examples=n, eigen_residuals=residuals, noise_trace_se=noise_trace_se,
+        lanczos_iterations=int(max(iterations, top_k)), timings=clock.phases)
 
 
 def _linear(method: Any, what: str) -> Method:
@@ -274,14 +364,20 @@ def _unavailable(method: AbstractMethod) -> dict:
     return {name: {"available": False, "reason": reason} for name in PREDICTIONS}
 
 
-def _continue(loss: Loss, unravel, method: AbstractMethod, flat0: Array, pool: PyTree, n: int, batch_size: int,
-              steps: int, keys: Array, U: Array):
-    """``len(keys)`` replicas of ``steps`` minibatch steps from ``flat0``: projections ``U(θ_t − θ_0)`` and losses."""
+def _continuation(loss: Loss, unravel, n: int, batch_size: int | None, steps: int):
+    """A compiled ``(method, keys, pool, flat0, U) ↦ (projections U(θ_t − θ_0), losses)`` for ``len(keys)`` replicas
+    of ``steps`` steps from ``flat0``, minibatches of ``batch_size`` drawn with replacement (``None``: the whole pool,
+    full batch). The method is an argument, not a constant: the method and the matched-rate SGD (the same type, its
+    momentum set to 0) share one compilation, as do the two stability runs."""
 
-    def replica(key, pool, flat0, U):  # arrays as arguments, not closed over: no constant folding of the data
+    def replica(method, key, pool, flat0, U):  # arrays as arguments, not closed over: no constant folding of the data
+        # hyper-parameters in the iterate's precision (float64 NumPy values would promote a float32 model's state)
+        floating = lambda a: jnp.issubdtype(getattr(a, "dtype", int), jnp.floating)
+        method = jax.tree.map(lambda a: a.astype(flat0.dtype) if floating(a) else a, method)
+
         def body(state, inputs):
             k, step = inputs
-            batch = _take(pool, jax.random.randint(k, (batch_size,), 0, n))
+            batch = pool if batch_size is None else _take(pool, jax.random.randint(k, (batch_size,), 0, n))
             before = loss(unravel(state.x), batch)  # the batch is independent of x: an unbiased pool-loss estimate
             state = method.step(state, jax.grad(lambda z: loss(unravel(z), batch)), step)
             # x_n, whose covariance the theory predicts; another method's own parameters (optax's, Adam's)
@@ -291,7 +387,18 @@ def _continue(loss: Loss, unravel, method: AbstractMethod, flat0: Array, pool: P
         _, out = jax.lax.scan(body, method.init(flat0), (jax.random.split(key, steps), jnp.arange(steps)))
         return out
 
-    return jax.jit(jax.vmap(replica, in_axes=(0, None, None, None)))(keys, pool, flat0, U)
+    import equinox as eqx
+
+    return eqx.filter_jit(jax.vmap(replica, in_axes=(None, 0, None, None, None)))
+
+
+def _as_gd(method: Method, h: float) -> Method:
+    """GD at rate ``h`` as the same type as ``method`` (momentum and look-ahead 0): its steps are GD's exactly, and a
+    compiled continuation of ``method`` runs it."""
+    import equinox as eqx
+
+    zero = np.zeros_like(np.asarray(method.momentum, float))
+    return eqx.tree_at(lambda mm: (mm.h, mm.momentum, mm.lookahead), method, (np.asarray(h, float), zero, zero))
 
 
 def check(loss: Loss, params: PyTree, data: Any, method: AbstractMethod, m: Measurement, predicted: dict, *,
@@ -314,11 +421,15 @@ def check(loss: Loss, params: PyTree, data: Any, method: AbstractMethod, m: Meas
     k = predicted["stationary"]["directions"] if linear else int(np.sum(m.eigenvalues > 0))
     U = jnp.asarray(m.directions[:k], flat0.dtype)
     keys = jax.random.split(key, replicas)
-    proj, losses = _continue(loss, unravel, method, flat0, pool, n, m.batch_size, steps, keys, U)
+    clock = _Clock()
+    run = _continuation(loss, unravel, n, m.batch_size, steps)
+    proj, losses = run(method, keys, pool, flat0, U)
+    proj, losses = np.asarray(proj, float), np.asarray(losses, float)
+    clock.lap("continuation")
     late = slice(steps // 2, steps)
     per_replica = _late_variance(proj, late)
-    traces: dict[str, Any] = {"projections": np.asarray(proj, float), "losses": np.asarray(losses, float),
-                              "sgd_losses": None, "stability": {}}
+    traces: dict[str, Any] = {"projections": proj, "losses": losses, "sgd_losses": None, "stability": {},
+                              "timings": clock.phases}
     if not linear:
         reason = predicted["stationary"]["reason"]
         excess = 0.5 * per_replica @ m.eigenvalues[:k]
@@ -335,17 +446,19 @@ def check(loss: Loss, params: PyTree, data: Any, method: AbstractMethod, m: Meas
     if not np.isfinite(predicted["regime"]["margin"]):
         checked["regime"] = {"holds": False, "reason": "no stationary prediction to set the margin"}
     elif predicted["regime"]["matched_stable"] and float(predicted["regime"]["momentum"]) > 0:
-        matched = GD(predicted["regime"]["matched_lr"])
-        sgd_proj, sgd_losses = _continue(loss, unravel, matched, flat0, pool, n, m.batch_size, steps, keys, U)
+        assert isinstance(method, Method)  # `linear`
+        sgd_proj, sgd_losses = run(_as_gd(method, predicted["regime"]["matched_lr"]), keys, pool, flat0, U)
         checked["regime"] = _regime_check(proj[:, late], sgd_proj[:, late], m.eigenvalues[:k], predicted)
         traces["sgd_losses"] = np.asarray(sgd_losses, float)
+        clock.lap("matched_sgd")
     if stability_steps:
         checked["stability"], traces["stability"] = _check_stability(loss, unravel, method, flat0, pool, n, m,
                                                                      predicted, key, stability_steps)
+        clock.lap("stability")
     return checked, traces
 
 
-def _late_variance(proj: Array, late: slice) -> np.ndarray:
+def _late_variance(proj: np.ndarray, late: slice) -> np.ndarray:
     """Per replica, the variance of ``u_iᵀθ_t`` over the late window about the mean across replicas at each step
     (unbiased across replicas): shape ``(replicas, k)``."""
     window = np.asarray(proj[:, late], float)
@@ -407,10 +520,11 @@ def _check_stability(loss, unravel, method, flat0, pool, n, m, predicted, key, s
     (diverged: the loss becomes non-finite or ends above 10× its starting value)."""
     factor = predicted["stability"]["largest_stable_lr_factor"]
     U = jnp.asarray(m.directions[:1], flat0.dtype)
+    run = _continuation(loss, unravel, n, None, steps)
     diverged, paths = {}, {}
     for scale in (0.8, 1.25):
         scaled = _with_h(method, float(method.h) * factor * scale)
-        _, losses = _continue(loss, unravel, scaled, flat0, pool, n, n, steps, jax.random.split(key, 1), U)
+        _, losses = run(scaled, jax.random.split(key, 1), pool, flat0, U)
         path = np.asarray(losses[0], float)
         paths[scale] = path
         diverged[scale] = bool(not np.all(np.isfinite(path)) or path[-1] > 10 * path[0])
@@ -425,8 +539,8 @@ def _with_h(method: Method, h: float) -> Method:
 
 
 def diagnose(loss: Loss, params: PyTree, data: Any, method: AbstractMethod, *, batch_size: int, key: Array,
-             top_k: int = 4, steps: int = 400, replicas: int = 32, run_checks: bool = True, rescale: bool = True,
-             **measure_options) -> Diagnosis:
+             top_k: int = 4, steps: int = 400, replicas: int = 32, stability_steps: int = 60, run_checks: bool = True,
+             rescale: bool = True, **measure_options) -> Diagnosis:
     """Measure at ``params``, predict what ``method`` will do, and check each prediction by a short continuation.
 
     **Arguments:** ``loss(params, batch)``: mean loss of a batch; ``params``: pytree; ``data``: examples (pytree with
@@ -434,17 +548,19 @@ def diagnose(loss: Loss, params: PyTree, data: Any, method: AbstractMethod, *, b
     scalar; the predictions need a linear two-step one (GD, HeavyBall, Nesterov, QHM): for another (`Adam`, an optax
     one through `from_optax`) the continuation runs and is measured, and each prediction says why it is not available;
     ``batch_size``: the minibatch size; ``key``: PRNG key; ``top_k``: Hessian directions; ``steps``,
-    ``replicas``: the continuation; ``run_checks``: skip the continuations if False. Further keywords go to
-    `measure`.
+    ``replicas``: the continuation; ``stability_steps``: the full-batch stability runs (0 skips them);
+    ``run_checks``: skip the continuations if False. Further keywords go to `measure`.
 
     **Returns:** a `Diagnosis`. Sources of every number: the module docstring and docs/diagnose.md.
     """
     k_measure, k_check = jax.random.split(key)
     m = measure(loss, params, data, batch_size=batch_size, key=k_measure, top_k=top_k, **measure_options)
     predicted = predict(method, m, rescale=rescale)
-    checked, traces = check(loss, params, data, method, m, predicted, key=k_check, steps=steps,
-                            replicas=replicas) if run_checks else ({}, {})
+    checked, traces = check(loss, params, data, method, m, predicted, key=k_check, steps=steps, replicas=replicas,
+                            stability_steps=stability_steps) if run_checks else ({}, {})
     measured = {"loss": m.loss, "gradient_norm": m.gradient_norm, "top_eigenvalues": m.eigenvalues,
+                "lanczos_iterations": m.lanczos_iterations, "eigen_residuals": m.eigen_residuals,
                 "hessian_trace": m.trace, "hessian_trace_se": m.trace_se, "noise_trace_per_example": m.noise_trace,
+                "noise_trace_se": m.noise_trace_se,
                 "noise_top": m.noise_top, "batch_size": m.batch_size, "examples": m.examples}
-    return Diagnosis(measured, predicted, checked, traces)
+    return Diagnosis(measured, predicted, checked, traces, {**m.timings, **traces.get("timings", {})})

@@ -90,6 +90,16 @@ def _checkpoint(network: str, epochs: int, n_train: int, pool: int, width: int, 
     return loss, params, pooled, m, float(out.test_accuracy.values[0, 0, -1])
 
 
+def head_at_minimum(network: str, epochs: int, *, n_train: int = 4000, pool: int = 512, width: int = 8,
+                    weight_decay: float = 0.05, batch_size: int = 32, seed: int = 0):
+    """The claim's checkpoint (module docstring; full-mode defaults): ``(loss, params, (φ, y), measurement)`` of the
+    last layer at its minimum, for studies beside the claim (benchmarks/diagnose_anharmonic.py). Needs
+    ``jax_enable_x64``."""
+    loss, params, pooled, m, _ = _checkpoint(network, epochs, n_train, pool, width, weight_decay, batch_size, seed,
+                                             bool(jax.config.read("jax_enable_x64")))
+    return loss, params, pooled, m
+
+
 @functools.lru_cache(maxsize=16)
 def _diagnosis(network: str, epochs: int, n_train: int, pool: int, width: int, weight_decay: float, batch_size: int,
                seed: int, x64: bool, momentum: float, sharpness_fraction: float, rescaled: bool, steps: int,
