@@ -1,10 +1,11 @@
-"""Claim: fine-tuning a pretrained language model few-shot, SGD with momentum matches SGD at the same effective
-learning rate (Wang et al., ICLR 2024, Sec. 5: RoBERTa-large few-shot on SST-2 and others).
+"""Claim: fine-tuning a pretrained language model, few-shot and with more data, SGD with momentum matches SGD at the
+same effective learning rate (Wang et al., ICLR 2024, Sec. 5: RoBERTa-large few-shot on SST-2 and others).
 
 The lower layers of all-MiniLM-L6-v2 stay frozen: their hidden states are computed once per run
 (`inertia.nn.pretrained.features`, cached across the claim's controls) and only the upper layers and a linear head
 are trained (`SentenceClassifier(first=k)`). Both optimisers start from the same head initialisation and see the
-same batches, so differences are paired per seed. The learning rate is chosen on a validation split, and the
+same batches, so differences are paired per seed; the control changes only SGD's rate, so it reuses the claim's
+SGDM runs (`_runs` is cached). The learning rate is chosen on a validation split, and the
 equivalence is tested on a separate test split, so the choice does not bias the test.
 """
 
@@ -146,8 +147,8 @@ def _finetune(setup: tuple, k: int, lrs, beta, sgd_lr_factor, batch, steps, seed
 
 @claim(
     id="sgdm-lm-finetune",
-    title="Few-shot fine-tuning of a pretrained language model: SGDM matches SGD at the same effective learning "
-          "rate, at the best learning rate",
+    title="Fine-tuning a pretrained language model, few-shot and with more data: SGDM matches SGD at the same "
+          "effective learning rate, at the best learning rate",
     paper="wang-2024",
     source="Wang, Malladi, Wang, Lyu & Li, 'The marginal value of momentum for small learning rate SGD', ICLR 2024, "
            "Sec. 5 (RoBERTa-large few-shot fine-tuning; protocol of Gao et al. 2021 / Malladi et al. 2023); "
