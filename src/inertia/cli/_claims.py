@@ -75,8 +75,8 @@ CLAIM_LIST: dict[str, tuple[str, str]] = {
          "rate"),
     "sgdm-lm-finetune":
         ("wang-2024",
-         "Few-shot fine-tuning of a pretrained language model: SGDM matches SGD at the same effective "
-         "learning rate, at the best learning rate"),
+         "Fine-tuning a pretrained language model, few-shot and with more data: SGDM matches SGD at the same "
+         "effective learning rate, at the best learning rate"),
     "lzu-approximation-error":
         ("liu-ziyin-ueda-2021",
          "The continuous-time approximation's error grows as λk/(2(1+μ))"),

@@ -29,6 +29,7 @@ import pickle
 import struct
 import zlib
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -43,8 +44,12 @@ class DataUnavailable(InertiaError):
     (or where to point ``INERTIA_DATA``); experiments turn it into an ``inconclusive`` verdict."""
 
 
+# one array, or a tuple of arrays sharing the leading axis (token ids and attention mask)
+_Inputs = TypeVar("_Inputs", bound="np.ndarray | tuple[np.ndarray, ...]")
+
+
 @dataclasses.dataclass(frozen=True)
-class Dataset:
+class Dataset(Generic[_Inputs]):
     """Inputs ``x_*`` of shape ``(n, d)`` (float32) and integer labels ``y_*`` of shape ``(n,)``.
 
     ``shape`` is one example's natural shape (``(40,)`` for MNIST-1D, ``(1, 28, 28)`` for MNIST,
@@ -52,17 +57,19 @@ class Dataset:
 
     Inputs may also be a tuple of arrays sharing the leading axis ``n``, e.g. token ids and attention mask
     (int32, ``(n, L)`` each; `inertia.nn.pretrained.tokenize`); `inertia.nn.train` indexes every array of it.
+    The type says which: ``Dataset[np.ndarray]`` or ``Dataset[tuple[np.ndarray, ...]]`` (a bare ``Dataset``
+    accepts either).
     """
 
     name: str
-    x_train: np.ndarray
+    x_train: _Inputs
     y_train: np.ndarray
-    x_test: np.ndarray
+    x_test: _Inputs
     y_test: np.ndarray
     n_classes: int
     shape: tuple[int, ...]
 
-    def binary(self, classes_below: int | None = None) -> "Dataset":
+    def binary(self, classes_below: int | None = None) -> "Dataset[_Inputs]":
         """The same inputs with labels ``±1`` (as float32): ``+1`` for classes ``< classes_below`` (half by default).
 
         Used by the two-layer ReLU network of docs/theory.md §4, whose output is a scalar fitted to ``±1``.
