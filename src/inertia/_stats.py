@@ -95,14 +95,18 @@ def paired_tost_seeds(sd_difference: float, margin: float, alpha: float = 0.05, 
 
 def superiority_seeds(sd_difference: float, effect: float, margin: float, alpha: float = 0.05,
                       power: float = 0.8) -> int:
-    """Seeds for a one-sided paired test of ``mean difference > margin`` to reach ``power`` when the true mean
-    difference is ``effect`` (normal approximation): ``n = (z_{1−α} + z_power)² s_d² / (effect − margin)²``
-    (Chow, Shao & Wang, Sample Size Calculations in Clinical Research, §3.2.2). At least 3."""
+    """Seeds for a one-sided paired t test of ``mean difference > margin`` to reach ``power`` when the true mean
+    difference is ``effect``: the smallest ``n`` whose noncentral-t power
+    ``P(T_{n−1}(δ√n/s_d) > t_{1−α, n−1}) ≥ power``, ``δ = effect − margin`` (Chow, Shao & Wang, Sample Size
+    Calculations in Clinical Research, §3.2; the normal approximation ``(z_{1−α} + z_power)² s_d²/δ²`` is too
+    small at a few seeds, where Student's t has heavy tails). At least 3."""
     gap = effect - margin
     if gap <= 0:
         raise ValueError("the assumed effect must exceed the margin")
-    n = (stats.norm.ppf(1 - alpha) + stats.norm.ppf(power)) ** 2 * sd_difference**2 / gap**2
-    return max(3, int(np.ceil(n)))
+    n = 3
+    while stats.nct.sf(stats.t.ppf(1 - alpha, n - 1), n - 1, gap * np.sqrt(n) / sd_difference) < power:
+        n += 1
+    return n
 
 
 def fitted_order(hs, errors) -> dict:
