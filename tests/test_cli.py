@@ -70,6 +70,17 @@ def test_sweep_on_a_local_dask_cluster_prints_the_local_numbers(tmp_path, capsys
     assert farmed.splitlines()[:7] == local.splitlines()[:7] and len(list((tmp_path / "s").glob("chunk_*"))) == 3
 
 
+def test_train_on_a_local_dask_cluster_prints_the_local_numbers(capsys):
+    pytest.importorskip("distributed")
+    argv = ["train", "--data", "digits", "--n-train", "100", "--width", "8", "--epochs", "2", "--batch-size", "20",
+            "--lr", "0.05,0.2,0.5", "--momentum", "0.9", "--seeds", "2", "--chunk-size", "2"]
+    assert main(argv) == 0
+    local = capsys.readouterr().out
+    assert main(argv + ["--scheduler", "local"]) == 0
+    farmed = capsys.readouterr().out
+    assert farmed == local and len(local.splitlines()) == 5  # header, column names, one line per learning rate
+
+
 def test_sweep_with_an_unreachable_scheduler_is_one_line_with_exit_code_2(capsys):
     pytest.importorskip("distributed")
     code = main(["sweep", "--lr", "0.1", "--steps", "5", "--scheduler", "tcp://127.0.0.1:9"])
@@ -134,3 +145,5 @@ def test_diagnose_reports_the_library_sharpness_and_stability_margin(tmp_path, c
     assert stability["threshold_eigenvalue"] == pytest.approx(2 * (1 + beta) / lr, rel=1e-12)
     assert stability["margin"] == pytest.approx(sharpness * lr / (2 * (1 + beta)), rel=1e-12)
     assert report["measured"]["examples"] == 128 and set(report["timings"]) >= {"lanczos", "continuation"}
+    code = main(["train", "--data", "digits", "--lr", "0.1", "--epochs", "1", "--scheduler", "tcp://127.0.0.1:9"])
+    assert code == 2 and "--scheduler 'tcp://127.0.0.1:9': no Dask scheduler answers there" in capsys.readouterr().err

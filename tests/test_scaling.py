@@ -2,6 +2,7 @@
 results of the local run."""
 
 import concurrent.futures
+import functools
 import os
 import subprocess
 import sys
@@ -79,3 +80,47 @@ def test_two_host_devices_give_the_results_of_one():
     done = subprocess.run([sys.executable, "-c", TWO_DEVICES], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("identical") + done.stdout.count("max difference") == 6
+
+
+# ------------------------------------------------------------------------------------------ training networks
+
+
+def _grid_train(**kw):
+    from inertia.nn import MLP, load, train
+
+    data = load("digits", n_train=120, seed=1)
+    model = functools.partial(MLP, data.x_train.shape[1], data.n_classes, width=16)
+    # lr 40 diverges: frozen runs (NaN metrics) travel through every path too
+    method = grid(HeavyBall.from_practitioner, lr=[0.05, 0.2, 40.0], momentum=[0.0, 0.9])
+    return train(model, method, data, key=jax.random.key(3), epochs=4, batch_size=20, seeds=2, record_every=2,
+                 keep_params=True, progress=False, **kw)
+
+
+TRAINED = ("train_loss", "test_accuracy", "distance", "diverged_at", "final", "velocity", "initial")
+
+
+def _assert_trained_identical(a, b):
+    assert a.sizes == b.sizes
+    for name in TRAINED:
+        np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+    np.testing.assert_array_equal(a.h.values, b.h.values)
+
+
+def test_training_on_a_thread_pool_gives_the_local_results_bit_for_bit():
+    local = _grid_train(chunk_size=4)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        farmed = _grid_train(chunk_size=4, executor=pool)
+    _assert_trained_identical(farmed, local)
+    assert (farmed.diverged_at.values >= 0).any() and (farmed.diverged_at.values < 0).any()
+    whole = _grid_train()  # the whole grid as one program: the same numbers to float32 rounding
+    np.testing.assert_allclose(farmed.final.values, whole.final.values, rtol=1e-4, atol=1e-5)
+
+
+def test_training_on_a_dask_local_cluster_gives_the_local_results_bit_for_bit():
+    distributed = pytest.importorskip("distributed")
+    local = _grid_train(chunk_size=3, dtype="float64")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with cluster, distributed.Client(cluster) as client:
+        farmed = _grid_train(chunk_size=3, dtype="float64", executor=client)
+    assert farmed.final.dtype == np.float64
+    _assert_trained_identical(farmed, local)

@@ -31,6 +31,9 @@ def add_commands(commands) -> None:
     p.add_argument("--seed", type=_parse.integer(0), default=0)
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                    help="training precision (default float32; float64 equals optax's own loop to 1e-12)")
+    p.add_argument("--chunk-size", type=_parse.integer(1),
+                   help="configurations per task with --scheduler (default: a tenth of the grid)")
+    _parse.add_scheduler_option(p)
     p.set_defaults(handler=_train)
 
     p = commands.add_parser("ntk", help="H^∞ of a data set (unit-norm inputs): λ₀, κ and GD/HB/NAG rates")
@@ -59,8 +62,11 @@ def _train(args) -> int:
         raise InertiaError(f"--batch-size must lie in [1, {len(data.y_train)}] (the training examples); "
                            f"got {args.batch_size}")
     model = functools.partial(MLP, data.x_train.shape[1], data.n_classes, width=args.width, depth=args.depth)
-    out = train(model, method, data, key=jax.random.key(args.seed), epochs=args.epochs, batch_size=args.batch_size,
-                seeds=args.seeds, svag=args.svag, record_every=max(1, args.epochs // 10), dtype=args.dtype)
+    with _parse.dask_client(args.scheduler) as client:
+        out = train(model, method, data, key=jax.random.key(args.seed), epochs=args.epochs,
+                    batch_size=args.batch_size, seeds=args.seeds, svag=args.svag,
+                    record_every=max(1, args.epochs // 10), dtype=args.dtype, executor=client,
+                    chunk_size=args.chunk_size)
     last = out.isel(record=-1)
     chance = _chance_level(data.y_test)
     print(f"{args.data}: {len(data.y_train)} training examples, batch {out.attrs['batch_size']}, {args.epochs} epochs; "

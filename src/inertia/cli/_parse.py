@@ -268,3 +268,34 @@ def data_path(name: str, path: str | None) -> None:
     """``--path`` belongs to the data sets read from the user's files, and only to them."""
     if path is not None and name not in ("mnist", "fashion_mnist", "cifar10"):
         raise InertiaError(f"--path is only for --data mnist, fashion_mnist or cifar10; --data {name} is built in")
+
+
+def add_scheduler_option(p) -> None:
+    """``--scheduler ADDRESS``: run the chunks of a sweep or of a training grid on a Dask cluster."""
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the chunks on a Dask cluster: its scheduler's address, e.g. tcp://host:8786, or "
+                        "'local' for a LocalCluster on this machine (needs dask.distributed; docs/scaling.md)")
+
+
+@contextlib.contextmanager
+def dask_client(address: str | None):
+    """A Dask ``distributed.Client`` connected to ``address`` ('local': a LocalCluster here), or None without one."""
+    if address is None:
+        yield None
+        return
+    try:
+        import distributed
+    except ImportError:
+        raise InertiaError("--scheduler needs Dask's distributed scheduler: pip install 'distributed==2026.8.0'") \
+            from None
+    if address == "local":
+        with distributed.LocalCluster(processes=True, dashboard_address=None) as cluster, \
+                distributed.Client(cluster) as client:
+            yield client
+        return
+    try:
+        client = distributed.Client(address, timeout=30)
+    except OSError as error:
+        raise InertiaError(f"--scheduler {address!r}: no Dask scheduler answers there ({error})") from None
+    with client:
+        yield client

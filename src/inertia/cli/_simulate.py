@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 
-from .._checks import InertiaError, check_output_file, check_output_folder
+from .._checks import check_output_file, check_output_folder
 from . import _parse
 
 
@@ -43,9 +41,7 @@ def add_commands(commands) -> None:
     p.add_argument("--chunk-size", type=_parse.integer(1),
                    help="configurations per chunk file with --out (default: a tenth of the grid)")
     p.add_argument("--force", action="store_true", help="with --out: start over in a folder holding another sweep")
-    p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="run the chunks on a Dask cluster: its scheduler's address, e.g. tcp://host:8786, or "
-                        "'local' for a LocalCluster on this machine (needs dask.distributed; docs/scaling.md)")
+    _parse.add_scheduler_option(p)
     p.add_argument("--plot", metavar="PNG", help="draw the final loss against the learning rate to this file")
     p.set_defaults(handler=_sweep)
 
@@ -98,7 +94,7 @@ def _sweep(args) -> int:
     if args.out:
         check_output_folder("--out", args.out, files=("manifest.json", "sweep.nc"))
     objective, x0, noise, key = _setup(args)
-    with _dask_client(args.scheduler) as client:
+    with _parse.dask_client(args.scheduler) as client:
         ds = sweep(method, objective, x0, args.steps, seeds=args.seeds, noise=noise, key=key, path=args.out,
                    chunk_size=args.chunk_size, force=args.force, executor=client)
     final = ds.loss.isel(step=-1).where(~ds.diverged)  # a diverged run is frozen, never a loss to average
@@ -117,27 +113,3 @@ def _sweep(args) -> int:
         save_sweep_plot(args.plot, ds, names[0], names[1])
         print(f"wrote {args.plot}")
     return 0
-
-
-@contextlib.contextmanager
-def _dask_client(address: str | None):
-    """A Dask ``distributed.Client`` connected to ``address`` ('local': a LocalCluster here), or None without one."""
-    if address is None:
-        yield None
-        return
-    try:
-        import distributed
-    except ImportError:
-        raise InertiaError("--scheduler needs Dask's distributed scheduler: pip install 'distributed==2026.8.0'") \
-            from None
-    if address == "local":
-        with distributed.LocalCluster(processes=True, dashboard_address=None) as cluster, \
-                distributed.Client(cluster) as client:
-            yield client
-        return
-    try:
-        client = distributed.Client(address, timeout=30)
-    except OSError as error:
-        raise InertiaError(f"--scheduler {address!r}: no Dask scheduler answers there ({error})") from None
-    with client:
-        yield client

@@ -20,6 +20,9 @@ and nothing else in the project implements an update rule twice.
 - A run whose parameters, optimiser state or gradient become non-finite, whose parameters grow larger than
   ``max_norm``, or whose recorded training loss is non-finite, is frozen and its metrics become NaN from then on;
   ``diverged_at`` records the step. Nothing is raised.
+- ``executor=``: chunks of configurations run as tasks on any `concurrent.futures.Executor` or a Dask
+  ``distributed.Client``, through the sweep's machinery (`inertia.scaling.run_tasks`); every task trains its
+  configurations × all seeds with the same key, so the results are those of the local run (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from .. import hessian
 from .._checks import InertiaError, check_choice, check_int, check_positive
 from ..methods import AbstractMethod
 from ..noise import svag_weights
+from ..scaling import run_tasks
 from ..simulate import guarded_step, mark_nonfinite_loss, state_variables
 from .data import Dataset
 
@@ -265,7 +269,8 @@ def train(model: Callable[..., eqx.Module], method: AbstractMethod, data: Datase
           batch_size: int | None = None, seeds: int = 1, loss: str = "cross_entropy", svag: float = 1.0,
           record_every: int = 1, eval_size: int | None = None, sharpness_iterations: int = 0,
           max_norm: float = 1e6, keep_params: bool = False, progress: bool = True, micro_batch: int | None = None,
-          eval_batch: int = 1024, dtype: str = "float32") -> xr.Dataset:
+          eval_batch: int = 1024, dtype: str = "float32", executor: Any = None,
+          chunk_size: int | None = None) -> xr.Dataset:
     """Train one network per (configuration, seed) as one compiled, vectorised program.
 
     **Arguments:**
@@ -293,7 +298,12 @@ def train(model: Callable[..., eqx.Module], method: AbstractMethod, data: Datase
     - ``dtype``: ``"float32"`` (default) or ``"float64"``: the initial parameters, floating inputs, the method's
       hyper-parameters and its state all take this dtype. A float64 run turns on JAX's 64-bit mode for the call
       only (``jax.enable_x64`` as a context); in float64 the iterates equal optax's own loop on the same batches
-      to 1e-12 (tests/test_nn.py).
+      to 1e-12 (tests/test_nn.py);
+    - ``executor``: train chunks of ``chunk_size`` configurations (default: a tenth of the grid) as tasks on any
+      `concurrent.futures.Executor` or a Dask ``distributed.Client`` (docs/scaling.md). Every task trains its
+      configurations with every seed from the same key; the results equal the local run's bit for bit (tests:
+      a thread pool and a Dask LocalCluster of two processes). ``chunk_size`` without an executor trains the
+      chunks one after another here.
 
     **Returns:** an `xarray.Dataset` over ``(config, seed, record)`` with ``train_loss``, ``train_accuracy``,
     ``test_loss``, ``test_accuracy``, ``distance`` (``‖θ − θ₀‖``), optionally ``sharpness``; coordinates
@@ -305,11 +315,50 @@ def train(model: Callable[..., eqx.Module], method: AbstractMethod, data: Datase
     """
     _check(method, data, epochs, batch_size, seeds, loss, svag, record_every, eval_size, micro_batch, eval_batch,
            dtype)
+    if executor is not None or chunk_size is not None:
+        options = dict(key=key, epochs=epochs, batch_size=batch_size, seeds=seeds, loss=loss, svag=svag,
+                       record_every=record_every, eval_size=eval_size, sharpness_iterations=sharpness_iterations,
+                       max_norm=max_norm, keep_params=keep_params, progress=False, micro_batch=micro_batch,
+                       eval_batch=eval_batch, dtype=dtype)
+        return _in_chunks(executor, chunk_size, model, method.flat(), data, options, progress)
     dtype = _dtype_name(dtype)
     with _precision(dtype):
         return _train(model, method, data, key, epochs, batch_size, seeds, loss, svag, record_every, eval_size,
                       sharpness_iterations, max_norm, keep_params, progress, micro_batch, eval_batch,
                       jnp.dtype(dtype))
+
+
+def _in_chunks(executor, chunk_size, model, grid, data, options, progress) -> xr.Dataset:
+    """`train` over chunks of ``chunk_size`` configurations of the flat ``grid``, each a task on ``executor`` (here,
+    one after another, without one); the driver joins them along ``config``."""
+    n_configs = grid.shape[0]
+    if chunk_size is not None:
+        check_int("chunk_size", chunk_size, 1)
+    chunk = chunk_size or max(1, math.ceil(n_configs / 10))
+    starts = range(0, n_configs, chunk)
+    tasks = [(model, jax.tree.map(lambda p: p[start:start + chunk], grid), data, options) for start in starts]
+    parts: dict[int, xr.Dataset] = {}
+    bar = tqdm(total=len(tasks), desc="train", unit="chunk", disable=not progress or len(tasks) < 2)
+
+    def finish(i, out):
+        parts[i] = out
+        bar.update()
+
+    with bar:
+        if executor is None:
+            for i, task in enumerate(tasks):
+                finish(i, _train_task(*task))
+        else:
+            run_tasks(executor, _train_task, tasks, finish)
+    # variables without a config axis (``initial``) are the same in every chunk: kept once
+    return xr.concat([parts[i] for i in range(len(tasks))], "config", data_vars="minimal", coords="minimal",
+                     compat="override", join="override")
+
+
+def _train_task(model, grid, data, options) -> xr.Dataset:
+    """One chunk of configurations trained with every seed: a task of `train` with an executor (module-level, so
+    that a worker process imports it)."""
+    return train(model, grid, data, **options)
 
 
 def _train(model, method, data, key, epochs, batch_size, seeds, loss, svag, record_every, eval_size,
