@@ -85,6 +85,8 @@ def test_sweep_with_an_unreachable_scheduler_is_one_line_with_exit_code_2(capsys
     pytest.importorskip("distributed")
     code = main(["sweep", "--lr", "0.1", "--steps", "5", "--scheduler", "tcp://127.0.0.1:9"])
     assert code == 2 and "--scheduler 'tcp://127.0.0.1:9': no Dask scheduler answers there" in capsys.readouterr().err
+    code = main(["train", "--data", "digits", "--lr", "0.1", "--epochs", "1", "--scheduler", "tcp://127.0.0.1:9"])
+    assert code == 2 and "--scheduler 'tcp://127.0.0.1:9': no Dask scheduler answers there" in capsys.readouterr().err
 
 
 def _verdicts_and_numbers(folder) -> list:
@@ -145,5 +147,3 @@ def test_diagnose_reports_the_library_sharpness_and_stability_margin(tmp_path, c
     assert stability["threshold_eigenvalue"] == pytest.approx(2 * (1 + beta) / lr, rel=1e-12)
     assert stability["margin"] == pytest.approx(sharpness * lr / (2 * (1 + beta)), rel=1e-12)
     assert report["measured"]["examples"] == 128 and set(report["timings"]) >= {"lanczos", "continuation"}
-    code = main(["train", "--data", "digits", "--lr", "0.1", "--epochs", "1", "--scheduler", "tcp://127.0.0.1:9"])
-    assert code == 2 and "--scheduler 'tcp://127.0.0.1:9': no Dask scheduler answers there" in capsys.readouterr().err
