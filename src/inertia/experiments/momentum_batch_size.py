@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .. import _stats
 from ..methods import HeavyBall, Method
 from ..nn import MLP, DataUnavailable, ResNet, load, train
-from ..nn.data import average_pool, standardise
+from ..nn.data import Dataset, average_pool, standardise
 from ._registry import Control, claim, plot_data, verdict
 
 
@@ -45,6 +45,7 @@ def _images(dataset: str, n_train: int, n_test: int, seed: int, pool: int):
     if pool == 1:
         return load(dataset, n_train=n_train, n_test=n_test, seed=seed)
     data = load(dataset, n_train=n_train, n_test=n_test, seed=seed, normalise=None)
+    assert isinstance(data, Dataset)  # an image set, never texts
     x_train, x_test = (average_pool(x, data.shape, pool) for x in (data.x_train, data.x_test))
     channels, height, width = data.shape
     return dataclasses.replace(data, **dict(zip(("x_train", "x_test"), standardise(x_train, x_test))),
