@@ -104,3 +104,16 @@ def test_optax_methods_run_the_continuation_and_say_why_there_is_no_prediction(t
     assert "Adam is not one" in adam.predicted["regime"]["reason"]
     page = write_page(adam, tmp_path).read_text()
     assert page.count("not available: ") == len(dg.PREDICTIONS) and "Traceback" not in page
+
+
+def test_beyond_the_stability_limit_the_stationary_checks_say_why_nothing_is_predicted():
+    """HB(2, 0.3) on the regression: μ_max·h exceeds 2(1+β), so no stationary distribution exists in the top
+    directions (Liu, Ziyin & Ueda need a stable linear map); the checks are "not available" with that reason, never
+    "does not hold", and the stability margin (> 1) says why."""
+    loss, params, data, *_ = _regression()
+    out = dg.diagnose(loss, params, data, ia.HeavyBall(2.0, 0.3), batch_size=8, key=jax.random.key(1), top_k=3,
+                      steps=40, replicas=4, stability_steps=0)
+    assert out.predicted["stability"]["margin"] > 1 and not out.predicted["stationary"]["exists"]
+    for name in ("stationary", "regime"):
+        assert out.checked[name]["available"] is False and out.checked[name]["holds"] is None, name
+    assert out.checked["stationary"]["reason"].startswith("no stationary distribution in the top directions: ")

@@ -79,8 +79,8 @@ def _rows(d) -> list[dict]:
                      "predicted": f"exact {st['excess_loss']:.4g}; OU {st['excess_loss_ou']:.4g}", "measured": "",
                      "status": "see variance", "source": st["source"]})
     else:
-        rows.append({"name": "stationary state", "predicted": st.get("reason", "none"), "measured": "", "status": "",
-                     "source": st["source"]})
+        rows.append({"name": "stationary state", "predicted": st.get("reason", "none"), "measured": "",
+                     "status": _status(c.get("stationary")), "source": st["source"]})
     cr = c.get("regime", {})
     rows.append({"name": f"momentum regime vs SGD at lr {rg['matched_lr']:.4g}", "predicted": rg["verdict"],
                  "measured": (f"loss difference {cr['difference']:.3g} (predicted {cr['predicted_difference']:.3g}), "

@@ -443,8 +443,12 @@ def check(loss: Loss, params: PyTree, data: Any, method: AbstractMethod, m: Meas
     checked: dict = {}
     if predicted["stationary"]["exists"]:
         checked["stationary"] = _stationary_check(per_replica, m.eigenvalues[:k], predicted)
+    else:  # nothing was predicted, so nothing can fail: say why instead of "does not hold"
+        missing = "no stationary distribution in the top directions: " + predicted["stationary"]["reason"]
+        checked["stationary"] = {"available": False, "holds": None, "reason": missing}
     if not np.isfinite(predicted["regime"]["margin"]):
-        checked["regime"] = {"holds": False, "reason": "no stationary prediction to set the margin"}
+        checked["regime"] = {"available": False, "holds": None,
+                             "reason": "no stationary prediction to set the equivalence margin"}
     elif predicted["regime"]["matched_stable"] and float(predicted["regime"]["momentum"]) > 0:
         assert isinstance(method, Method)  # `linear`
         sgd_proj, sgd_losses = run(_as_gd(method, predicted["regime"]["matched_lr"]), keys, pool, flat0, U)
