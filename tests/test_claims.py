@@ -4,6 +4,8 @@ The claims themselves run here too, so a crash in any of them fails the suite. T
 not asserted, except that they are verdicts (an honest "fails" is allowed; "error" is not).
 """
 
+import inspect
+
 import pytest
 
 from inertia.experiments import CLAIMS, PAPERS
@@ -16,6 +18,16 @@ def test_every_claim_declares_a_paper_a_source_controls_and_both_configurations(
     for claim in CLAIMS.values():
         assert claim.paper in PAPERS and claim.statement and claim.source and claim.title
         assert claim.controls and isinstance(claim.quick, dict) and isinstance(claim.full, dict)
+
+
+def test_full_mode_configurations_and_their_controls_fit_the_measurement():
+    """Full mode is too slow for the suite, so its configurations are checked against ``measure``'s signature: a
+    missing or unknown entry would only surface after the user had waited for the claims before it."""
+    for claim in CLAIMS.values():
+        signature = inspect.signature(claim.measure)
+        for control in [None, *claim.controls]:
+            config = {**claim.full, **(control.overrides if control else {})}
+            signature.bind(**config)  # raises TypeError naming the entry
 
 
 @pytest.mark.parametrize("claim_id", list(CLAIMS))
