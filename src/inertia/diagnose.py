@@ -44,6 +44,7 @@ import dataclasses
 import time
 from typing import Any, Callable
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -387,16 +388,12 @@ def _continuation(loss: Loss, unravel, n: int, batch_size: int | None, steps: in
         _, out = jax.lax.scan(body, method.init(flat0), (jax.random.split(key, steps), jnp.arange(steps)))
         return out
 
-    import equinox as eqx
-
     return eqx.filter_jit(jax.vmap(replica, in_axes=(None, 0, None, None, None)))
 
 
 def _as_gd(method: Method, h: float) -> Method:
     """GD at rate ``h`` as the same type as ``method`` (momentum and look-ahead 0): its steps are GD's exactly, and a
     compiled continuation of ``method`` runs it."""
-    import equinox as eqx
-
     zero = np.zeros_like(np.asarray(method.momentum, float))
     return eqx.tree_at(lambda mm: (mm.h, mm.momentum, mm.lookahead), method, (np.asarray(h, float), zero, zero))
 
@@ -537,8 +534,6 @@ def _check_stability(loss, unravel, method, flat0, pool, n, m, predicted, key, s
 
 
 def _with_h(method: Method, h: float) -> Method:
-    import equinox as eqx
-
     return eqx.tree_at(lambda mm: mm.h, method, np.asarray(h, float))
 
 
