@@ -52,7 +52,7 @@ def test_predictions_are_the_library_theory_in_the_top_directions():
 
 def test_checks_confirm_exact_fluctuation_and_reject_ou_at_large_lr():
     """At h·μ_max ≈ 1.2 the discrete variance far exceeds the OU value: the continuation must land inside the exact
-    prediction's Bonferroni interval and outside the OU one; 0.8× the threshold is stable, 1.25× diverges."""
+    prediction's Bonferroni interval and outside the OU one."""
     loss, params, data, *_ = _regression()
     method = ia.HeavyBall(0.3, 0.3)
     out = dg.diagnose(loss, params, data, method, batch_size=8, key=jax.random.key(1), top_k=5, steps=600,
@@ -60,7 +60,40 @@ def test_checks_confirm_exact_fluctuation_and_reject_ou_at_large_lr():
     st = out.checked["stationary"]
     assert st["holds"], st
     assert np.max(np.abs(st["z_ou"])) > st["z_critical"]
-    assert out.checked["stability"]["diverged"] == [False, True]
+
+
+def test_stability_check_follows_the_companion_matrix_and_rejects_a_wrong_threshold():
+    """On least squares the dynamics are exactly linear, so the twin runs' separation along u_1 equals the companion
+    matrix's prediction at every step, to the twins' rounding (√ε_mach relative): it dies out at 0.8× the
+    threshold 2(1+β)/h and grows at 1.25×, and the check holds. Given GD's threshold 2/h in place of heavy ball's
+    2(1+β)/h, the "unstable" run at 1.25× of it (hμ = 2.5 < 2.6) is decisively stable, and the check fails."""
+    loss, params, data, *_ = _regression()
+    method = ia.HeavyBall(0.3, 0.3)
+    m = dg.measure(loss, params, data, batch_size=8, key=jax.random.key(0), top_k=5)
+    predicted = dg.predict(method, m)
+    checked, traces = dg.check(loss, params, data, method, m, predicted, key=jax.random.key(1), steps=20,
+                               replicas=4, stability_steps=60)
+    stable, unstable = checked["stability"]["runs"]
+    assert checked["stability"]["holds"] and stable["decisive"] and unstable["decisive"]
+    assert stable["decay"] < 1e-6 and unstable["growth"] > 1e14
+    for path in traces["stability"].values():
+        assert np.allclose(path["separation"], path["linear"], rtol=1e-6, atol=1e-6)
+    wrong = {**predicted, "stability": {**predicted["stability"],
+                                        "largest_stable_lr_factor": 2 / (float(method.h) * m.eigenvalues[0])}}
+    checked, _ = dg.check(loss, params, data, method, m, wrong, key=jax.random.key(1), steps=20, replicas=4,
+                          stability_steps=60)
+    assert checked["stability"]["holds"] is False and checked["stability"]["runs"][1]["growth"] < 10
+
+
+def test_stability_check_says_when_it_is_too_short_to_decide():
+    """Heavy ball at β = 0.9 damps by √β ≈ 0.95 a step at 0.8× the threshold: 16 steps cannot show the perturbation
+    dying out, so the check is undecided (holds None), never "fails", and names the steps that would decide."""
+    loss, params, data, *_ = _regression()
+    method = ia.HeavyBall.from_practitioner(0.05, 0.9)
+    out = dg.diagnose(loss, params, data, method, batch_size=8, key=jax.random.key(1), top_k=5, steps=20,
+                      replicas=4, stability_steps=16)
+    assert out.checked["stability"]["holds"] is None
+    assert "128 steps would decide" in out.checked["stability"]["reason"]
 
 
 @pytest.mark.parametrize("rescale", [True, False])

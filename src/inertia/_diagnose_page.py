@@ -39,7 +39,20 @@ def _status(check: dict | None) -> str:
         return "not run"
     if check.get("available") is False:
         return "not available"
+    if check.get("holds") is None and "reason" in check:  # ran, but too short to decide either way
+        return "undecided"
     return "holds" if check.get("holds") else "fails"
+
+
+def _stability_measured(check: dict | None) -> str:
+    """The twin runs' perturbation along u_1 against the companion matrix's, and whether the loss blew up."""
+    if not check or "runs" not in check:
+        return ""
+    parts = [f"{r['lr_factor']}×: predicted: {r['predicted']}; perturbation ×{r['growth']:.3g} at most "
+             f"(linear ×{r['linear_growth']:.3g}), ×{r['decay']:.3g} over the last quarter (linear "
+             f"×{r['linear_decay']:.3g}); loss blew up: {'yes' if r['loss_diverged'] else 'no'}"
+             for r in check["runs"]]
+    return "; ".join(parts) + (f". {check['reason']}" if check.get("reason") else "")
 
 
 def _unavailable_rows(d) -> list[dict]:
@@ -60,8 +73,7 @@ def _rows(d) -> list[dict]:
     st, rg, sb = p["stationary"], p["regime"], p["stability"]
     rows = [{"name": "stability margin μ_max / threshold", "predicted": f"{sb['margin']:.3g} (stable below 1); largest "
              f"stable lr = {sb['largest_stable_lr_factor']:.3g} × lr", "source": sb["source"],
-             "measured": "diverged at 0.8× / 1.25×: "
-             + " / ".join(map(str, c.get("stability", {}).get("diverged", []))),
+             "measured": _stability_measured(c.get("stability")),
              "status": _status(c.get("stability"))}]
     if st["exists"]:
         cs = c.get("stationary", {})
@@ -121,13 +133,27 @@ def figures(d) -> list:
         ax.legend(fontsize=8)
         figs.append(fig)
     if d.traces.get("stability"):
-        fig, ax = plt.subplots(figsize=(6, 3.8))
-        for scale, path in d.traces["stability"].items():
-            ax.semilogy(np.where(np.isfinite(path), path, np.nan), label=f"{scale}× the predicted largest stable lr")
-        ax.set(xlabel="step (full batch)", ylabel="loss on the measured examples", title="Stability margin check")
-        ax.legend(fontsize=8)
-        figs.append(fig)
+        figs.append(_stability_figure(d.traces["stability"]))
     return figs
+
+
+def _stability_figure(paths: dict):
+    """The perturbation along u_1 in the twin runs against the companion matrix's, and the loss of each run."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for (scale, path), colour in zip(paths.items(), ("tab:blue", "tab:red")):
+        steps = np.arange(1, len(path["separation"]) + 1)
+        finite = lambda a: np.where(np.isfinite(a), np.abs(a), np.nan)
+        axes[0].semilogy(steps, finite(path["separation"]), color=colour, label=f"{scale}× the limit: measured")
+        axes[0].semilogy(steps, finite(path["linear"]), "--", color=colour, label=f"{scale}×: companion matrix")
+        axes[1].semilogy(steps, finite(path["loss"]), color=colour, label=f"{scale}× the predicted largest stable lr")
+    axes[0].set(xlabel="step (full batch)", ylabel="|u₁ᵀ(θ′ − θ)| / ε", title="Perturbation along the top direction")
+    axes[1].set(xlabel="step (full batch)", ylabel="loss on the measured examples", title="Loss of the same runs")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
 
 
 def write_page(d, folder: str | Path, title: str = "") -> Path:

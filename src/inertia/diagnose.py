@@ -31,8 +31,10 @@ activations for ``k`` directions.
 **Checked** (`check`): ``replicas`` continuations of ``steps`` steps from θ with independent minibatches. The
 variance of ``u_iᵀθ_t`` across replicas over the last half is compared with the prediction (z-scores with a
 Bonferroni correction over the top directions); SGD at the matched rate, on the same minibatches (coupled), is
-compared with the method by a paired TOST on the late-window loss with the prediction's margin; and runs at 0.8× and
-1.25× the predicted largest stable learning rate show whether the margin predicts divergence.
+compared with the method by a paired TOST on the late-window loss with the prediction's margin; and twin full-batch
+runs at 0.8× and 1.25× the predicted largest stable learning rate, from θ and from θ + εu_1, show whether a
+perturbation along the top eigenvector dies out below the threshold and grows beyond it, as the linear stability
+analysis predicts.
 
 The local quadratic model holds near a minimum. Far from one (large gradient, negative curvature, moving
 eigenvectors) the predictions are not to be trusted, and the checks say so: docs/diagnose.md.
@@ -56,7 +58,7 @@ from ._checks import InertiaError, check_int
 from .flows import drift_coefficient
 from .methods import GD, AbstractMethod, Method, effective_lr, require_linear
 
-__all__ = ["Measurement", "Diagnosis", "measure", "predict", "check", "diagnose"]
+__all__ = ["Measurement", "Diagnosis", "measure", "predict", "check", "check_stability", "diagnose"]
 
 Loss = Callable[[PyTree, PyTree], Array]
 
@@ -453,8 +455,9 @@ def check(loss: Loss, params: PyTree, data: Any, method: AbstractMethod, m: Meas
         traces["sgd_losses"] = np.asarray(sgd_losses, float)
         clock.lap("matched_sgd")
     if stability_steps:
-        checked["stability"], traces["stability"] = _check_stability(loss, unravel, method, flat0, pool, n, m,
-                                                                     predicted, key, stability_steps)
+        assert isinstance(method, Method)  # `linear`
+        checked["stability"], traces["stability"] = check_stability(loss, params, pool, method, m, predicted,
+                                                                    steps=stability_steps)
         clock.lap("stability")
     return checked, traces
 
@@ -516,21 +519,98 @@ def _excess_loss_check(per_replica: np.ndarray, eigenvalues: np.ndarray, predict
             "z_critical": z_critical(1), "holds": bool(abs(z_exact) < z_critical(1))}
 
 
-def _check_stability(loss, unravel, method, flat0, pool, n, m, predicted, key, steps) -> tuple[dict, dict]:
-    """Full-batch runs at 0.8× and 1.25× the predicted largest stable lr: the first must stay, the second diverge
-    (diverged: the loss becomes non-finite or ends above 10× its starting value)."""
+#: Stability check (fixed before measuring): a predicted-unstable run must amplify the perturbation along ``u_1``
+#: tenfold at some step, a predicted-stable one must have damped it below its size over the last quarter of the run;
+#: a run is decisive when the linear model at that lr amplifies it a hundredfold, or damps it below a tenth (a
+#: factor of ten left for the loss's departure from its quadratic model); otherwise the run is too short to decide.
+GROWTH, DECAY, DECISIVE = 10.0, 1.0, 10.0
+
+
+def _perturbation_amplitudes(separation: np.ndarray) -> tuple[float, float]:
+    """``(G, D)``: the largest ``|s_t|/ε`` over the run, and over its last quarter (non-finite: infinite)."""
+    s = np.where(np.isfinite(separation), np.abs(separation), np.inf)
+    return float(s.max()), float(s[len(s) - max(1, len(s) // 4):].max())
+
+
+def _linear_perturbation(method: Method, eigenvalue: float, steps: int) -> np.ndarray:
+    """``s_t/ε``, ``t = 1…steps``: a perturbation ``ε u`` of the iterate along an eigenvector ``u`` of eigenvalue
+    ``μ``, started at rest, under the linear method's companion matrix (`stability.companion`; docs/theory.md §1):
+    ``(s_{t+1}, s_t) = M (s_t, s_{t−1})``, ``(s_0, s_{−1}) = (1, 1)``. It grows like ``ρ(μ)^t`` beyond the threshold
+    and decays like it below."""
+    M = stability.companion(method, [eigenvalue])[0]
+    state, out = np.ones(2), np.empty(steps)
+    for t in range(steps):
+        state = M @ state
+        out[t] = state[0]
+    return out
+
+
+def check_stability(loss: Loss, params: PyTree, data: Any, method: Method, m: Measurement, predicted: dict, *,
+                    steps: int = 60) -> tuple[dict, dict]:
+    """Linear stability of the iterate, measured; returns (check, traces). Twin full-batch runs from ``θ`` and
+    ``θ + εu_1`` at 0.8× and 1.25× the predicted largest stable lr, and the separation ``s_t = u_1ᵀ(θ'_t − θ_t)``
+    along the top eigenvector.
+    The prediction is that the perturbation dies out below the threshold and grows beyond it (rule: `GROWTH`,
+    `DECAY`, `DECISIVE`). ``ε = √(machine epsilon)·max(‖θ‖, 1)`` in the iterate's precision, so the twins' rounding
+    differences lie √ε_mach below it. Whether the loss itself blows up (ends above 10× its start, or not finite) is
+    reported, not judged: a network's curvature changes far from θ (it may catapult or settle into a period-two
+    orbit instead).
+
+    **Arguments:** as `check`; ``predicted["stability"]["largest_stable_lr_factor"]`` sets the lrs (`predict`);
+    ``steps``: full-batch steps of each run (≥ 1).
+    """
+    check_int("steps", steps, 1)
+    method = _linear(method, "check_stability")
+    pool, n = _pool(data)
+    flat0, unravel = ravel_pytree(params)
     factor = predicted["stability"]["largest_stable_lr_factor"]
-    U = jnp.asarray(m.directions[:1], flat0.dtype)
+    u = jnp.asarray(m.directions[:1], flat0.dtype)
+    eps = float(np.sqrt(np.finfo(np.dtype(flat0.dtype)).eps) * max(float(jnp.linalg.norm(flat0)), 1.0))
     run = _continuation(loss, unravel, n, None, steps)
-    diverged, paths = {}, {}
+    keys = jax.random.split(jax.random.key(0), 1)  # full batch: the key draws nothing
+    runs, paths = [], {}
     for scale in (0.8, 1.25):
         scaled = _with_h(method, float(method.h) * factor * scale)
-        _, losses = run(scaled, jax.random.split(key, 1), pool, flat0, U)
-        path = np.asarray(losses[0], float)
-        paths[scale] = path
-        diverged[scale] = bool(not np.all(np.isfinite(path)) or path[-1] > 10 * path[0])
-    return ({"lr_factors": [0.8, 1.25], "lrs": [float(method.h) * factor * s for s in (0.8, 1.25)],
-             "diverged": [diverged[0.8], diverged[1.25]], "holds": (not diverged[0.8]) and diverged[1.25]}, paths)
+        (base, losses), (twin, _) = run(scaled, keys, pool, flat0, u), run(scaled, keys, pool, flat0 + eps * u[0], u)
+        separation = (np.asarray(twin[0, :, 0], float) + eps - np.asarray(base[0, :, 0], float)) / eps
+        linear = _linear_perturbation(scaled, float(m.eigenvalues[0]), steps)
+        runs.append(_judge_stability_run(scale, separation, linear, np.asarray(losses[0], float)))
+        paths[scale] = {"loss": np.asarray(losses[0], float), "separation": separation, "linear": linear}
+    decided = [r["holds"] for r in runs if r["decisive"]]
+    holds = bool(all(decided)) if len(decided) == len(runs) else None
+    summary = {"lr_factors": [0.8, 1.25], "lrs": [r["lr_factor"] * float(method.h) * factor for r in runs],
+               "epsilon": eps, "runs": runs, "diverged": [r["loss_diverged"] for r in runs], "holds": holds}
+    if holds is None:
+        needed = _steps_to_decide(method, float(method.h) * factor, float(m.eigenvalues[0]), steps)
+        summary["reason"] = (f"{steps} full-batch steps are too few to decide: the linear model amplifies the "
+                             "perturbation by " + ", ".join(f"{r['linear_growth']:.3g} (last quarter "
+                                                             f"{r['linear_decay']:.3g}) at {r['lr_factor']}×"
+                                                             for r in runs)
+                             + (f"; {needed} steps would decide" if needed else "; even 64× as many would not"))
+    return summary, paths
+
+
+def _steps_to_decide(method: Method, h_limit: float, eigenvalue: float, steps: int) -> int | None:
+    """The fewest steps, doubling from ``steps`` up to 64×, at which both stability runs are decisive."""
+    for candidate in steps * 2 ** np.arange(1, 7):
+        amplitudes = [_perturbation_amplitudes(_linear_perturbation(_with_h(method, h_limit * s), eigenvalue,
+                                                                    int(candidate))) for s in (0.8, 1.25)]
+        if all(g >= GROWTH * DECISIVE or d <= DECAY / DECISIVE for g, d in amplitudes):
+            return int(candidate)
+    return None
+
+
+def _judge_stability_run(scale: float, separation: np.ndarray, linear: np.ndarray, losses: np.ndarray) -> dict:
+    """One stability run against its prediction (`check_stability`): measured and linear ``(G, D)``."""
+    growth, decay = _perturbation_amplitudes(separation)
+    linear_growth, linear_decay = _perturbation_amplitudes(linear)
+    leaves = scale > 1  # the prediction under test: unstable beyond the predicted threshold, stable below it
+    # decisive on either side, whatever is predicted: a threshold put on the wrong side is then tested, not excused
+    decisive = linear_growth >= GROWTH * DECISIVE or linear_decay <= DECAY / DECISIVE
+    return {"lr_factor": scale, "predicted": "grows" if leaves else "dies out", "growth": growth, "decay": decay,
+            "linear_growth": linear_growth, "linear_decay": linear_decay, "decisive": bool(decisive),
+            "holds": bool(growth >= GROWTH if leaves else decay < DECAY),
+            "loss_diverged": bool(not np.all(np.isfinite(losses)) or losses[-1] > 10 * losses[0])}
 
 
 def _with_h(method: Method, h: float) -> Method:

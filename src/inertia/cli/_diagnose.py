@@ -122,6 +122,7 @@ def _diagnose(args) -> int:
     page = write_page(d, args.out, title=f"{what}; {method.name} ({settings}), batch {args.batch_size}")
     for name, check in d.checked.items():
         print(f"{name}: " + ("not available: " + check["reason"] if check.get("available") is False
+                             else "undecided: " + check["reason"] if check.get("holds") is None and "reason" in check
                              else "holds" if check.get("holds") else "does not hold"))
     phases = ", ".join(f"{name} {t['cpu_s']:.1f}" for name, t in d.timings.items())
     print(f"diagnosis: {sum(t['cpu_s'] for t in d.timings.values()):.1f} CPU-s ({phases})")

@@ -23,7 +23,7 @@ import scipy.optimize
 from jax.flatten_util import ravel_pytree
 
 from .._stats import z_critical
-from ..diagnose import check, measure, predict
+from ..diagnose import check, check_stability, measure, predict
 from ..methods import HeavyBall
 from ..nn import MLP, Dataset, DataUnavailable, ResNet, load, train
 from ._registry import Control, claim, verdict
@@ -103,17 +103,17 @@ def head_at_minimum(network: str, epochs: int, *, n_train: int = 4000, pool: int
 @functools.lru_cache(maxsize=16)
 def _diagnosis(network: str, epochs: int, n_train: int, pool: int, width: int, weight_decay: float, batch_size: int,
                seed: int, x64: bool, momentum: float, sharpness_fraction: float, rescaled: bool, steps: int,
-               replicas: int, stability_steps: int) -> dict:
+               replicas: int) -> dict:
     """Predict and check at one checkpoint, for HB at the lr whose matched rate ``h/(1−β)`` is
     ``sharpness_fraction / μ_max``; SGD compared at ``h/(1−β)`` (``rescaled``) or at ``h``. Cached."""
     loss, params, pooled, m, accuracy = _checkpoint(network, epochs, n_train, pool, width, weight_decay, batch_size,
                                                     seed, x64)
     sharpness = float(m.eigenvalues[0])
-    method = HeavyBall.from_practitioner(sharpness_fraction * (1 - momentum) / sharpness, momentum)
+    method = _method(sharpness, momentum, sharpness_fraction)
     premise = predict(method, m)  # the regime and the nearness to a minimum, always at the matched rate
     predicted = premise if rescaled else predict(method, m, rescale=False)
     checked, _ = check(loss, params, pooled, method, m, predicted, key=jax.random.key(seed + 2), steps=steps,
-                       replicas=replicas, stability_steps=stability_steps)
+                       replicas=replicas, stability_steps=0)
     loss_check = checked["stationary"]["excess_loss"]
     regime = checked.get("regime", {})
     return {"test_accuracy": accuracy, "parameters": int(m.directions.shape[1]), "sharpness": sharpness,
@@ -124,8 +124,31 @@ def _diagnosis(network: str, epochs: int, n_train: int, pool: int, width: int, w
             "equivalent": bool(regime.get("equivalent", False)), "difference": regime.get("difference", np.nan),
             "difference_ci": [regime.get("low", np.nan), regime.get("high", np.nan)],
             "predicted_difference": regime.get("predicted_difference", np.nan),
-            "margin": predicted["regime"]["margin"],
-            "stability": checked["stability"].get("diverged") if stability_steps else None}
+            "margin": predicted["regime"]["margin"]}
+
+
+def _method(sharpness: float, momentum: float, sharpness_fraction: float):
+    """HB at the lr whose matched rate ``h/(1−β)`` is ``sharpness_fraction / μ_max``."""
+    return HeavyBall.from_practitioner(sharpness_fraction * (1 - momentum) / sharpness, momentum)
+
+
+@functools.lru_cache(maxsize=16)
+def _stability(network: str, epochs: int, n_train: int, pool: int, width: int, weight_decay: float, batch_size: int,
+               seed: int, x64: bool, momentum: float, sharpness_fraction: float, steps: int, threshold: str) -> dict:
+    """diagnose's stability check at one checkpoint (twin full-batch runs at 0.8× and 1.25× the predicted largest
+    stable lr), with the method's own threshold 2(1+β)/h or, as a negative control, GD's 2/h. Cached."""
+    loss, params, pooled, m, _ = _checkpoint(network, epochs, n_train, pool, width, weight_decay, batch_size, seed,
+                                             x64)
+    method = _method(float(m.eigenvalues[0]), momentum, sharpness_fraction)
+    predicted = predict(method, m)
+    if threshold == "gd":  # the threshold without momentum: μ_max·h < 2
+        wrong = 2 / (float(method.h) * float(m.eigenvalues[0]))
+        predicted = {**predicted, "stability": {**predicted["stability"], "largest_stable_lr_factor": wrong}}
+    checked, traces = check_stability(loss, params, pooled, method, m, predicted, steps=steps)
+    series = {str(scale): {k: traces[scale][k].tolist() for k in ("separation", "linear")} for scale in traces}
+    return {"holds": checked["holds"], "reason": checked.get("reason", ""), "lrs": checked["lrs"], "series": series,
+            "runs": [{k: r[k] for k in ("lr_factor", "predicted", "growth", "decay", "linear_growth", "linear_decay",
+                                        "decisive", "holds", "loss_diverged")} for r in checked["runs"]]}
 
 
 def _z(c: dict, variant: str) -> float:
@@ -146,12 +169,25 @@ def _judge_one(name: str, c: dict, variant: str, crit: float) -> tuple[str, str]
             f"exact {e['predicted']:.4g}, OU {e['predicted_ou']:.4g}); SGD at lr {c['sgd_lr']:.3g}: loss difference "
             f"{c['difference']:.3g}, 90% CI [{c['difference_ci'][0]:.3g}, {c['difference_ci'][1]:.3g}] against "
             f"±{c['margin']:.3g} (predicted {c['predicted_difference']:.3g}): "
-            f"{'equivalent' if c['equivalent'] else 'NOT shown equivalent'}"
-            + ("" if c["stability"] is None else f"; stability runs at 0.8×/1.25× the predicted limit diverged: "
-               f"{c['stability'][0]}/{c['stability'][1]} (reported, not judged)"))
-    if not (c["near_minimum"] and c["noise_dominated"]):
+            f"{'equivalent' if c['equivalent'] else 'NOT shown equivalent'}" + _stability_text(c["stability"]))
+    stability = None if c["stability"] is None else c["stability"]["holds"]
+    premise = c["near_minimum"] and c["noise_dominated"]
+    if stability is False or (premise and not (c["equivalent"] and abs(z) < crit)):
+        return "fails", text
+    if not premise:
         return "premise", text + "; premise not met (not near a minimum, or not predicted noise-dominated)"
-    return ("holds" if c["equivalent"] and abs(z) < crit else "fails"), text
+    return ("premise" if c["stability"] is not None and stability is None else "holds"), text
+
+
+def _stability_text(s: dict | None) -> str:
+    if s is None:
+        return ""
+    runs = "; ".join(f"at {r['lr_factor']}× (lr {lr:.3g}) predicted: {r['predicted']}; ×{r['growth']:.3g} at most, "
+                     f"×{r['decay']:.3g} over the last quarter (linear ×{r['linear_growth']:.3g}, "
+                     f"×{r['linear_decay']:.3g}; loss blew up: {'yes' if r['loss_diverged'] else 'no'})"
+                     for r, lr in zip(s["runs"], s["lrs"]))
+    verdict_text = {True: "as predicted", False: "NOT as predicted", None: "undecided: " + s["reason"]}[s["holds"]]
+    return f"; a perturbation εu_1 of the head, full batch, {runs}: {verdict_text}"
 
 
 def _judge(numbers: dict) -> tuple:
@@ -161,15 +197,17 @@ def _judge(numbers: dict) -> tuple:
     outcomes = {r for r, _ in results}
     return verdict("fails" not in outcomes, inconclusive="fails" not in outcomes and outcomes != {"holds"}), (
         "At each checkpoint the claim needs the paired TOST (α = 0.05, margin a quarter of the predicted stationary "
-        "excess loss) to show HB ≈ SGD at the compared rate, and the measured stationary excess loss ½Σμ_i Var(u_iᵀθ) "
-        "inside the Bonferroni interval of the prediction. " + ". ".join(text for _, text in results) + ".")
+        "excess loss) to show HB ≈ SGD at the compared rate, the measured stationary excess loss ½Σμ_i Var(u_iᵀθ) "
+        "inside the Bonferroni interval of the prediction, and a perturbation along the top eigenvector to die out "
+        "(below 1× over the last quarter) at 0.8× and to grow tenfold at 1.25× the predicted largest stable lr. "
+        + ". ".join(text for _, text in results) + ".")
 
 
 def _draw(numbers: dict) -> list:
     cells = {k: c for k, c in numbers["checkpoints"].items() if "missing" not in c}
     if not cells:
         return []
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
+    fig, axes = plt.subplots(1, 3, figsize=(18, 4.8))
     names = list(cells)
     i = np.arange(len(names))
     e = [cells[k]["excess_loss"] for k in names]
@@ -195,16 +233,54 @@ def _draw(numbers: dict) -> list:
     axes[1].set(xticks=i, ylabel="local-model loss: HB − SGD, late window",
                 title=f"HB against SGD at {'h/(1−β)' if numbers['rescaled'] else 'h (un-rescaled)'}")
     axes[1].set_xticklabels([k.replace(" after ", "\nafter ") for k in names], fontsize=8)
+    _draw_stability(axes[2], [cells[k]["stability"] for k in names], i, names)
     for ax in axes:
         ax.legend(fontsize=7)
+    axes[2].set_xlim(-0.5, len(names) - 0.5)
+    fig.tight_layout()
+    return [fig] + _draw_stability_series({k: cells[k]["stability"] for k in names if cells[k]["stability"]})
+
+
+def _draw_stability_series(runs: dict) -> list:
+    """Per checkpoint, the perturbation along u₁ step by step: measured, and the companion matrix's."""
+    if not runs:
+        return []
+    fig, axes = plt.subplots(1, len(runs), figsize=(5.5 * len(runs), 4), squeeze=False)
+    for ax, (name, s) in zip(axes[0], runs.items()):
+        for (scale, path), colour in zip(s["series"].items(), ("tab:blue", "tab:red")):
+            steps = np.arange(1, len(path["separation"]) + 1)
+            ax.semilogy(steps, np.abs(path["separation"]), color=colour, label=f"{scale}× the limit, measured")
+            ax.semilogy(steps, np.abs(path["linear"]), "--", color=colour, label=f"{scale}×, companion matrix")
+        ax.set(xlabel="full-batch step", ylabel="|u₁ᵀ(θ′ − θ)| / ε", title=name)
+        ax.legend(fontsize=7)
+    fig.suptitle("Twin runs from the head's minimum and from it + εu₁: the perturbation dies out below the predicted "
+                 "threshold and grows beyond it, until the loss's curvature changes", fontsize=9)
     fig.tight_layout()
     return [fig]
 
 
+def _draw_stability(ax, runs: list, i: np.ndarray, names: list[str]) -> None:
+    """Per checkpoint: the perturbation's largest growth at 1.25× and its last-quarter size at 0.8× the predicted
+    limit, measured (dots) and from the companion matrix (open squares), with the rule's lines."""
+    for k, (key, label, colour) in enumerate((("decay", "0.8×: last quarter", "tab:blue"),
+                                              ("growth", "1.25×: largest", "tab:red"))):
+        shown = [(x, s["runs"][k]) for x, s in zip(i, runs) if s is not None]
+        if not shown:
+            continue
+        xs = np.array([x for x, _ in shown]) + (k - 0.5) * 0.2
+        ax.semilogy(xs, [r[key] for _, r in shown], "o", color=colour, label=f"{label}, measured")
+        ax.semilogy(xs, [r["linear_" + key] for _, r in shown], "s", mfc="none", ms=9, color=colour,
+                    label=f"{label}, companion matrix")
+    ax.axhline(10, color="tab:red", ls=":", label="must grow above 10×")
+    ax.axhline(1, color="tab:blue", ls=":", label="must die out below 1×")
+    ax.set(xticks=i, ylabel="|u₁ᵀ(θ′ − θ)| / ε", title="Perturbation of the minimum along u₁ (full batch)")
+    ax.set_xticklabels([k.replace(" after ", "\nafter ") for k in names], fontsize=8)
+
+
 @claim(
     id="diagnose-predictions",
-    title="diagnose on real networks: SGDM ≈ SGD at h/(1−β) in the noise-dominated regime, and the exact discrete "
-          "stationary loss, hold on the last layer at its minimum",
+    title="diagnose on real networks: SGDM ≈ SGD at h/(1−β) in the noise-dominated regime, the exact discrete "
+          "stationary loss and the stability margin hold on the last layer at its minimum",
     paper="liu-ziyin-ueda-2021",
     source="Liu, Ziyin & Ueda, ICML 2021, Thms 1-2 (exact stationary loss, the decisive rule); Ziyin, Liu, Mori & "
            "Ueda, ICLR 2022, Sec. 3 (state-dependent minibatch noise); Wang et al., ICLR 2024 (SGDM ≈ SGD at "
@@ -219,11 +295,18 @@ def _draw(numbers: dict) -> list:
               "excess loss) on the late-window loss of the local model must show HB ≈ SGD at h/(1−β), coupled on the "
               "same minibatches; (2) the measured stationary excess loss ½Σμ_i Var(u_iᵀθ) over `replicas` "
               "continuations must lie within z_critical (α = 0.01, Bonferroni over the checkpoints) standard errors "
-              "of the exact discrete prediction. The stability runs (full mode) are reported, not judged. "
+              "of the exact discrete prediction; (3) the stability margin (Jury's threshold 2(1+β)/h, "
+              "docs/theory.md §1) must predict which learning rates leave the minimum: in twin full-batch runs of "
+              "`stability_steps` steps from the minimum and from it plus εu_1 (ε = √ε_mach·‖θ‖), the perturbation "
+              "along the top eigenvector must die out (below ε over the last quarter of the run) at 0.8× and grow "
+              "tenfold at 1.25× the predicted largest stable lr, wherever the companion matrix at that lr damps it "
+              "below ε/10 or grows it a hundredfold (the factor of ten is the allowance for the loss's departure "
+              "from its quadratic model; a run too short for that is undecided, and the checkpoint inconclusive). "
+              "Whether the loss itself blows up is reported, not judged. "
               "Fashion-MNIST not installed: that checkpoint is inconclusive (apt install dataset-fashion-mnist).",
     quick={"networks": ["mlp-mnist"], "checkpoints": [2], "n_train": 1024, "pool": 512, "width": 8,
            "weight_decay": 0.05, "momentum": 0.3, "sharpness_fraction": 0.6, "batch_size": 32, "steps": 400,
-           "replicas": 32, "stability_steps": 0, "seed": 0},
+           "replicas": 32, "stability_steps": 60, "seed": 0},
     full={"networks": ["mlp-mnist", "resnet-fashion_mnist"], "checkpoints": [2, 6], "n_train": 4000, "pool": 512,
           "width": 8, "weight_decay": 0.05, "momentum": 0.3, "sharpness_fraction": 0.6, "batch_size": 32,
           "steps": 600, "replicas": 64, "stability_steps": 60, "seed": 0},
@@ -233,19 +316,24 @@ def _draw(numbers: dict) -> list:
                 "ΣK + KΣ = h/(1−β)·C, in place of the exact discrete one", {"variant": "ou"}),
         Control("unrescaled-sgd", "SGD compared at the un-rescaled learning rate h instead of h/(1−β)",
                 {"rescaled": False}),
+        Control("momentum-free-threshold", "the stability threshold without momentum, μ_max·h < 2 (GD's), in place "
+                "of heavy ball's μ_max·h < 2(1+β)", {"threshold": "gd"}),
     ],
 )
 def _measure(networks: list[str], checkpoints: list[int], n_train: int, pool: int, width: int, weight_decay: float,
              momentum: float, sharpness_fraction: float, batch_size: int, steps: int, replicas: int,
-             stability_steps: int, seed: int, variant: str = "exact", rescaled: bool = True) -> dict:
+             stability_steps: int, seed: int, variant: str = "exact", rescaled: bool = True,
+             threshold: str = "method") -> dict:
     x64 = bool(jax.config.read("jax_enable_x64"))
     cells = {}
     for network in networks:
         for epochs in checkpoints:
             name = f"{network} after {epochs} epochs"
             try:
-                cells[name] = _diagnosis(network, epochs, n_train, pool, width, weight_decay, batch_size, seed, x64,
-                                         momentum, sharpness_fraction, rescaled, steps, replicas, stability_steps)
+                common = (network, epochs, n_train, pool, width, weight_decay, batch_size, seed, x64, momentum,
+                          sharpness_fraction)
+                stable = _stability(*common, stability_steps, threshold) if stability_steps else None
+                cells[name] = {**_diagnosis(*common, rescaled, steps, replicas), "stability": stable}
             except DataUnavailable as missing:  # not installed: no measurement, and the hint says why
                 cells[name] = {"missing": str(missing)}
-    return {"checkpoints": cells, "variant": variant, "rescaled": rescaled}
+    return {"checkpoints": cells, "variant": variant, "rescaled": rescaled, "threshold": threshold}
