@@ -126,7 +126,7 @@ def test_diagnose_reports_the_library_sharpness_and_stability_margin(tmp_path, c
     lr, beta, seed = 0.05, 0.9, 3
     argv = ["diagnose", "--data", "digits", "--model", "mlp", "--lr", str(lr), "--momentum", str(beta), "--epochs",
             "1", "--pool", "128", "--top-k", "2", "--steps", "40", "--replicas", "4", "--stability-steps", "0",
-            "--seed", str(seed), "--out", str(tmp_path / "d")]
+            "--flow-steps", "0", "--seed", str(seed), "--out", str(tmp_path / "d")]
     assert main(argv) == 0
     assert "regime: " in capsys.readouterr().out
     report = json.loads((tmp_path / "d" / "diagnosis.json").read_text())

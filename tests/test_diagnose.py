@@ -56,7 +56,7 @@ def test_checks_confirm_exact_fluctuation_and_reject_ou_at_large_lr():
     loss, params, data, *_ = _regression()
     method = ia.HeavyBall(0.3, 0.3)
     out = dg.diagnose(loss, params, data, method, batch_size=8, key=jax.random.key(1), top_k=5, steps=600,
-                      replicas=64)  # all 5 directions: the state-dependent noise is then modelled exactly
+                      replicas=64, flow_steps=0)  # all 5 directions: the state-dependent noise is then modelled exactly
     st = out.checked["stationary"]
     assert st["holds"], st
     assert np.max(np.abs(st["z_ou"])) > st["z_critical"]
@@ -72,7 +72,7 @@ def test_stability_check_follows_the_companion_matrix_and_rejects_a_wrong_thresh
     m = dg.measure(loss, params, data, batch_size=8, key=jax.random.key(0), top_k=5)
     predicted = dg.predict(method, m)
     checked, traces = dg.check(loss, params, data, method, m, predicted, key=jax.random.key(1), steps=20,
-                               replicas=4, stability_steps=60)
+                               replicas=4, stability_steps=60, flow_steps=0)
     stable, unstable = checked["stability"]["runs"]
     assert checked["stability"]["holds"] and stable["decisive"] and unstable["decisive"]
     assert stable["decay"] < 1e-6 and unstable["growth"] > 1e14
@@ -81,7 +81,7 @@ def test_stability_check_follows_the_companion_matrix_and_rejects_a_wrong_thresh
     wrong = {**predicted, "stability": {**predicted["stability"],
                                         "largest_stable_lr_factor": 2 / (float(method.h) * m.eigenvalues[0])}}
     checked, _ = dg.check(loss, params, data, method, m, wrong, key=jax.random.key(1), steps=20, replicas=4,
-                          stability_steps=60)
+                          stability_steps=60, flow_steps=0)
     assert checked["stability"]["holds"] is False and checked["stability"]["runs"][1]["growth"] < 10
 
 
@@ -91,7 +91,7 @@ def test_stability_check_says_when_it_is_too_short_to_decide():
     loss, params, data, *_ = _regression()
     method = ia.HeavyBall.from_practitioner(0.05, 0.9)
     out = dg.diagnose(loss, params, data, method, batch_size=8, key=jax.random.key(1), top_k=5, steps=20,
-                      replicas=4, stability_steps=16)
+                      replicas=4, stability_steps=16, flow_steps=0)
     assert out.checked["stability"]["holds"] is None
     assert "128 steps would decide" in out.checked["stability"]["reason"]
 
@@ -102,7 +102,7 @@ def test_regime_prediction_matches_the_coupled_continuation(rescale):
     un-rescaled rate 0.02 not. The measured loss difference lands within 4 SE of the predicted one in both cases."""
     loss, params, data, *_ = _regression()
     out = dg.diagnose(loss, params, data, ia.HeavyBall(0.02, 0.9), batch_size=8, key=jax.random.key(1), top_k=5,
-                      steps=600, replicas=64, rescale=rescale)
+                      steps=600, replicas=64, rescale=rescale, flow_steps=0)
     regime = out.checked["regime"]
     assert out.predicted["regime"]["momentum_marginal"] is rescale
     assert regime["equivalent"] is rescale and regime["holds"]
@@ -145,8 +145,30 @@ def test_beyond_the_stability_limit_the_stationary_checks_say_why_nothing_is_pre
     "does not hold", and the stability margin (> 1) says why."""
     loss, params, data, *_ = _regression()
     out = dg.diagnose(loss, params, data, ia.HeavyBall(2.0, 0.3), batch_size=8, key=jax.random.key(1), top_k=3,
-                      steps=40, replicas=4, stability_steps=0)
+                      steps=40, replicas=4, stability_steps=0, flow_steps=0)
     assert out.predicted["stability"]["margin"] > 1 and not out.predicted["stationary"]["exists"]
     for name in ("stationary", "regime"):
         assert out.checked[name]["available"] is False and out.checked[name]["holds"] is None, name
     assert out.checked["stationary"]["reason"].startswith("no stationary distribution in the top directions: ")
+
+
+def test_implicit_regulariser_check_measures_the_orders_of_the_two_flows():
+    """Logistic regression away from its minimum, heavy ball (β = 0.5): over 8 steps at h, h/2, h/4, h/8 the rescaled
+    gradient flow is measured O(h) and the modified-loss flow O(h²) (Kovachki & Stuart), each fit's 99% interval
+    inside its order ± ½; at the least-squares minimum neither flow moves, and the check says it is not available
+    rather than fitting orders to the solver's round-off."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(256, 4))
+    y = (X @ np.array([1.0, -2.0, 0.5, 1.0]) + rng.normal(size=256) > 0).astype(np.int32)
+    logistic = lambda p, b: jnp.mean(jnp.logaddexp(0, b[0] @ p["w"]) - b[1] * (b[0] @ p["w"]))
+    checked, traces = dg.check_implicit_regulariser(logistic, {"w": jnp.zeros(4, jnp.float32)},
+                                                    (jnp.asarray(X, jnp.float32), jnp.asarray(y)),
+                                                    ia.HeavyBall.from_practitioner(0.1, 0.5), steps=8)
+    assert checked["holds"], checked
+    for name, expected in (("gradient flow", 1), ("modified flow", 2)):
+        r = checked["orders"][name]
+        assert abs(r["order"] - expected) + r["t"] * r["se"] < 0.5, (name, r)
+    assert np.all(traces["errors"]["modified flow"] < traces["errors"]["gradient flow"])
+    loss, params, data, *_ = _regression()
+    at_minimum, _ = dg.check_implicit_regulariser(loss, params, data, ia.GD(0.1), steps=8)
+    assert at_minimum["available"] is False and "too small" in at_minimum["reason"]

@@ -55,6 +55,16 @@ def _stability_measured(check: dict | None) -> str:
     return "; ".join(parts) + (f". {check['reason']}" if check.get("reason") else "")
 
 
+def _flows_measured(check: dict | None) -> str:
+    """The fitted orders of the two flows, and how much of the departure from gradient flow the regulariser explains."""
+    if not check or "orders" not in check:
+        return check.get("reason", "") if check else ""
+    orders = "; ".join(f"{name}: order {r['order']:.2f} ± {r['t'] * r['se']:.2f} (99%; expected {r['expected']})"
+                       for name, r in check["orders"].items())
+    return (f"{orders}; at this lr the regulariser accounts for {check['explained']:.1%} of the departure from "
+            f"gradient flow over {check['steps']} steps")
+
+
 def _unavailable_rows(d) -> list[dict]:
     """A method without a linear two-step form: each prediction says why it is not available; the continuation's
     measurements are shown on their own."""
@@ -100,9 +110,11 @@ def _rows(d) -> list[dict]:
                               f"{'equivalent' if cr['equivalent'] else 'not shown equivalent'}")
                  if "difference" in cr else cr.get("reason", ""), "status": _status(cr), "source": rg["source"]})
     ir = p["implicit_regulariser"]
+    ci = c.get("implicit_regulariser")
     rows.append({"name": "implicit regulariser c·h·‖∇f‖²", "predicted": f"{ir['strength']:.3g} "
-                 f"({ir['relative_to_loss']:.2%} of the loss; c = {ir['coefficient']:.3g})", "measured": "",
-                 "status": "", "source": ir["source"]})
+                 f"({ir['relative_to_loss']:.2%} of the loss; c = {ir['coefficient']:.3g}): the method follows the "
+                 "flow of f + c·h·‖∇f‖² to O(h²), gradient flow only to O(h)", "measured": _flows_measured(ci),
+                 "status": _status(ci), "source": ir["source"]})
     return rows
 
 

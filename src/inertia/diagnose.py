@@ -55,10 +55,14 @@ from jaxtyping import Array, PyTree
 
 from . import hessian, stability, stationary
 from ._checks import InertiaError, check_int
-from .flows import drift_coefficient
+from ._stats import order_row
+from .flows import GradientFlow, ModifiedFlow, drift_coefficient
 from .methods import GD, AbstractMethod, Method, effective_lr, require_linear
+from .objectives import Objective
+from .order import convergence_order
 
-__all__ = ["Measurement", "Diagnosis", "measure", "predict", "check", "check_stability", "diagnose"]
+__all__ = ["Measurement", "Diagnosis", "measure", "predict", "check", "check_stability", "check_implicit_regulariser",
+           "diagnose"]
 
 Loss = Callable[[PyTree, PyTree], Array]
 
@@ -401,17 +405,20 @@ def _as_gd(method: Method, h: float) -> Method:
 
 
 def check(loss: Loss, params: PyTree, data: Any, method: AbstractMethod, m: Measurement, predicted: dict, *,
-          key: Array, steps: int = 400, replicas: int = 32, stability_steps: int = 60) -> tuple[dict, dict]:
+          key: Array, steps: int = 400, replicas: int = 32, stability_steps: int = 60,
+          flow_steps: int = 8) -> tuple[dict, dict]:
     """Run the continuations of the module docstring and compare them with ``predicted``; returns (checks, traces).
 
     Any method of the stepping protocol runs (an optax one through `from_optax`, `Adam`): its continuation is
     measured in the top directions, and the checks that need a prediction of the linear theory (the stationary
-    fluctuation, the regime, the stability margin) say that none is available, and why. ``stability_steps = 0``
-    skips the stability runs.
+    fluctuation, the regime, the stability margin, the implicit regulariser) say that none is available, and why.
+    ``stability_steps = 0`` skips the stability runs, ``flow_steps = 0`` the implicit regulariser's
+    (`check_implicit_regulariser`).
     """
     check_int("steps", steps, 20)
     check_int("replicas", replicas, 4)
     check_int("stability_steps", stability_steps, 0)
+    check_int("flow_steps", flow_steps, 0)
     linear = isinstance(method, Method)
     if linear:
         method = _linear(method, "check")
@@ -437,7 +444,8 @@ def check(loss: Loss, params: PyTree, data: Any, method: AbstractMethod, m: Meas
                     "excess_loss": {"measured": float(excess.mean()),
                                     "se": float(excess.std(ddof=1) / np.sqrt(replicas))}}
         return ({"stationary": {**measured, "available": False, "holds": None, "reason": reason},
-                 **{name: {"available": False, "holds": None, "reason": reason} for name in ("regime", "stability")}},
+                 **{name: {"available": False, "holds": None, "reason": reason}
+                    for name in ("regime", "stability", "implicit_regulariser")}},
                 traces)
     checked: dict = {}
     if predicted["stationary"]["exists"]:
@@ -459,6 +467,11 @@ def check(loss: Loss, params: PyTree, data: Any, method: AbstractMethod, m: Meas
         checked["stability"], traces["stability"] = check_stability(loss, params, pool, method, m, predicted,
                                                                     steps=stability_steps)
         clock.lap("stability")
+    if flow_steps:
+        assert isinstance(method, Method)  # `linear`
+        checked["implicit_regulariser"], traces["flows"] = check_implicit_regulariser(loss, params, pool, method,
+                                                                                      steps=flow_steps)
+        clock.lap("implicit_regulariser")
     return checked, traces
 
 
@@ -613,13 +626,68 @@ def _judge_stability_run(scale: float, separation: np.ndarray, linear: np.ndarra
             "loss_diverged": bool(not np.all(np.isfinite(losses)) or losses[-1] > 10 * losses[0])}
 
 
+class _PoolLoss(Objective):
+    """The pooled loss ``z ↦ (1/N) Σ ℓ_i(z)`` of the flat parameters as an `Objective`. The examples are a field,
+    traced, not a closure: compiled programs that close over arrays hold them as constants (`_pooled_loss`)."""
+
+    pool: PyTree
+    fn: Callable = eqx.field(static=True)
+
+    def loss(self, x):
+        return self.fn(x, self.pool)
+
+
+#: The flows' solver tolerances (`convergence_order`'s defaults): errors within 100× of this floor, relative to
+#: ``max(‖θ‖, 1)``, are the solver's, not the model's, and no order is fitted to them.
+_FLOW_FLOOR = 1e-11
+
+
+def check_implicit_regulariser(loss: Loss, params: PyTree, data: Any, method: Method, *, steps: int = 8,
+                               step_sizes: int = 4, chunk: int = 256) -> tuple[dict, dict]:
+    """The implicit regulariser, measured on the user's loss; returns (check, traces).
+
+    The method follows the flow of the modified loss ``f + c(λ,a)·h·‖∇f‖²`` to O(h²) and the (rescaled) gradient
+    flow of ``f`` only to O(h) (Kovachki & Stuart, JMLR 2021, Thms 2 and 4; Barrett & Dherin, ICLR 2021, Thm 3.1,
+    for GD): the regulariser is the part of the discrete trajectory that gradient flow misses. Measured:
+    `convergence_order` of both flows on the full-batch loss (float64, whatever the model's precision), over the
+    model time ``T = steps·h``, at ``step_sizes`` step sizes ``h, h/2, h/4, …``, started on the slow manifold; the
+    rule of the order claims (`_stats.order_identified`: the fit's 99% interval inside the predicted order ± ½)
+    must single out order 1 for gradient flow and 2 for the modified flow. Also reported: at the user's ``h``, the
+    fraction of the departure from gradient flow that the modified flow accounts for, ``1 − e_MF/e_GF``. At a
+    stationary point neither flow moves (``‖∇f‖ = 0``: nothing to regularise) and the check is not available.
+    """
+    check_int("steps", steps, 1)
+    check_int("step_sizes", step_sizes, 4)
+    method = _linear(method, "check_implicit_regulariser")
+    pool, n = _pool(data)
+    with jax.enable_x64(True):
+        wide = lambda x: x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x
+        pool, params = jax.tree.map(wide, pool), jax.tree.map(wide, params)
+        flat, unravel = ravel_pytree(params)
+        objective = _PoolLoss(pool, _pooled_loss(loss, unravel, n, chunk))
+        hs = float(method.h) * 2.0 ** -np.arange(step_sizes)[::-1]  # ascending, as `convergence_order` sorts them
+        errors = {name: convergence_order(method, model, objective, flat, steps * float(method.h), hs).errors
+                  for name, model in (("gradient flow", GradientFlow), ("modified flow", ModifiedFlow))}
+        floor = 100 * _FLOW_FLOOR * max(float(jnp.linalg.norm(flat)), 1.0)
+    traces = {"hs": hs, "errors": errors}
+    if np.min(errors["modified flow"]) <= floor:
+        return {"available": False, "holds": None, "errors": errors,
+                "reason": f"the modified flow's error ({np.min(errors['modified flow']):.3g}) reaches the solver's "
+                          f"floor ({floor:.3g}): the gradient is too small for the flows to move (at a minimum the "
+                          "regulariser has nothing to act on)"}, traces
+    rows = {name: order_row(hs, e, expected) for (name, e), expected in zip(errors.items(), (1, 2))}
+    return {"orders": {name: {k: r[k] for k in ("order", "se", "t", "expected", "inside")} for name, r in rows.items()},
+            "explained": float(1 - errors["modified flow"][-1] / errors["gradient flow"][-1]), "steps": steps,
+            "holds": all(r["inside"] for r in rows.values())}, traces
+
+
 def _with_h(method: Method, h: float) -> Method:
     return eqx.tree_at(lambda mm: mm.h, method, np.asarray(h, float))
 
 
 def diagnose(loss: Loss, params: PyTree, data: Any, method: AbstractMethod, *, batch_size: int, key: Array,
-             top_k: int = 4, steps: int = 400, replicas: int = 32, stability_steps: int = 60, run_checks: bool = True,
-             rescale: bool = True, **measure_options) -> Diagnosis:
+             top_k: int = 4, steps: int = 400, replicas: int = 32, stability_steps: int = 60, flow_steps: int = 8,
+             run_checks: bool = True, rescale: bool = True, **measure_options) -> Diagnosis:
     """Measure at ``params``, predict what ``method`` will do, and check each prediction by a short continuation.
 
     **Arguments:** ``loss(params, batch)``: mean loss of a batch; ``params``: pytree; ``data``: examples (pytree with
@@ -628,6 +696,7 @@ def diagnose(loss: Loss, params: PyTree, data: Any, method: AbstractMethod, *, b
     one through `from_optax`) the continuation runs and is measured, and each prediction says why it is not available;
     ``batch_size``: the minibatch size; ``key``: PRNG key; ``top_k``: Hessian directions; ``steps``,
     ``replicas``: the continuation; ``stability_steps``: the full-batch stability runs (0 skips them);
+    ``flow_steps``: the steps of the implicit regulariser's check, `check_implicit_regulariser` (0 skips it);
     ``run_checks``: skip the continuations if False. Further keywords go to `measure`.
 
     **Returns:** a `Diagnosis`. Sources of every number: the module docstring and docs/diagnose.md.
@@ -636,7 +705,7 @@ def diagnose(loss: Loss, params: PyTree, data: Any, method: AbstractMethod, *, b
     m = measure(loss, params, data, batch_size=batch_size, key=k_measure, top_k=top_k, **measure_options)
     predicted = predict(method, m, rescale=rescale)
     checked, traces = check(loss, params, data, method, m, predicted, key=k_check, steps=steps, replicas=replicas,
-                            stability_steps=stability_steps) if run_checks else ({}, {})
+                            stability_steps=stability_steps, flow_steps=flow_steps) if run_checks else ({}, {})
     measured = {"loss": m.loss, "gradient_norm": m.gradient_norm, "top_eigenvalues": m.eigenvalues,
                 "lanczos_iterations": m.lanczos_iterations, "eigen_residuals": m.eigen_residuals,
                 "hessian_trace": m.trace, "hessian_trace_se": m.trace_se, "noise_trace_per_example": m.noise_trace,

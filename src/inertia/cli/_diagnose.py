@@ -10,7 +10,7 @@ from . import _parse
 MODELS = ("mlp", "cnn", "resnet")
 #: defaults sized for a diagnosis of the built-in ResNet on Fashion-MNIST within 2 minutes on 2 cores
 #: (benchmarks/diagnose_time.py; docs/diagnose.md "Time and memory")
-POOL, LANCZOS, STEPS, REPLICAS, STABILITY_STEPS = 128, 16, 60, 8, 16
+POOL, LANCZOS, STEPS, REPLICAS, STABILITY_STEPS, FLOW_STEPS = 128, 16, 60, 8, 16, 8
 
 
 def add_commands(commands) -> None:
@@ -46,6 +46,9 @@ def add_commands(commands) -> None:
                    help=f"continuation replicas, >= 4 (default {REPLICAS}; Monte Carlo standard errors reported)")
     p.add_argument("--stability-steps", type=_parse.integer(0), default=STABILITY_STEPS,
                    help=f"full-batch steps of each stability run, 0 skips them (default {STABILITY_STEPS})")
+    p.add_argument("--flow-steps", type=_parse.integer(0), default=FLOW_STEPS,
+                   help=f"steps over which the implicit regulariser's flows are compared with the method, at 4 step "
+                        f"sizes, full batch, float64; 0 skips it (default {FLOW_STEPS})")
     p.add_argument("--precision", default="float32", choices=("float32", "float64"),
                    help="of the model's measurements and continuations (default float32: about twice as fast on "
                         "CPU; the Lanczos residuals and standard errors say what it costs); predictions are float64")
@@ -117,7 +120,8 @@ def _diagnose(args) -> int:
     with _parse.as_options(top_k="--top-k", iterations="--lanczos-iterations", hutchinson_samples="--probes"):
         d = diagnose(loss, params, pooled, method, batch_size=args.batch_size, key=jax.random.key(args.seed + 1),
                      top_k=args.top_k, steps=args.steps, replicas=args.replicas, stability_steps=args.stability_steps,
-                     iterations=args.lanczos_iterations, hutchinson_samples=args.probes, chunk=args.chunk)
+                     flow_steps=args.flow_steps, iterations=args.lanczos_iterations, hutchinson_samples=args.probes,
+                     chunk=args.chunk)
     settings = ", ".join(f"{k} {float(v):.4g}" for k, v in method.coords().items())
     page = write_page(d, args.out, title=f"{what}; {method.name} ({settings}), batch {args.batch_size}")
     for name, check in d.checked.items():

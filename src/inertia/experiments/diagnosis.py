@@ -113,7 +113,7 @@ def _diagnosis(network: str, epochs: int, n_train: int, pool: int, width: int, w
     premise = predict(method, m)  # the regime and the nearness to a minimum, always at the matched rate
     predicted = premise if rescaled else predict(method, m, rescale=False)
     checked, _ = check(loss, params, pooled, method, m, predicted, key=jax.random.key(seed + 2), steps=steps,
-                       replicas=replicas, stability_steps=0)
+                       replicas=replicas, stability_steps=0, flow_steps=0)
     loss_check = checked["stationary"]["excess_loss"]
     regime = checked.get("regime", {})
     return {"test_accuracy": accuracy, "parameters": int(m.directions.shape[1]), "sharpness": sharpness,
