@@ -172,3 +172,18 @@ def test_implicit_regulariser_check_measures_the_orders_of_the_two_flows():
     loss, params, data, *_ = _regression()
     at_minimum, _ = dg.check_implicit_regulariser(loss, params, data, ia.GD(0.1), steps=8)
     assert at_minimum["available"] is False and "too small" in at_minimum["reason"]
+
+
+def test_state_dependent_noise_beyond_its_limit_says_why_without_floating_point_warnings():
+    """HB(1.1, 0.3) at batch 1 is linearly stable on the regression (h·μ_max < 2(1+β)) but its state-dependent
+    minibatch noise grows faster than the dynamics contract: the self-consistent stationary covariance diverges. The
+    prediction says so, and the diverging iteration's overflow reaches the user as no RuntimeWarning."""
+    import warnings
+
+    loss, params, data, *_ = _regression()
+    m = dg.measure(loss, params, data, batch_size=1, key=jax.random.key(0), top_k=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        p = dg.predict(ia.HeavyBall(1.1, 0.3), m)
+    assert p["stability"]["margin"] < 1 and not p["stationary"]["exists"]
+    assert "self-consistent iteration diverged" in p["stationary"]["reason"]

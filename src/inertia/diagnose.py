@@ -34,7 +34,8 @@ Bonferroni correction over the top directions); SGD at the matched rate, on the 
 compared with the method by a paired TOST on the late-window loss with the prediction's margin; and twin full-batch
 runs at 0.8× and 1.25× the predicted largest stable learning rate, from θ and from θ + εu_1, show whether a
 perturbation along the top eigenvector dies out below the threshold and grows beyond it, as the linear stability
-analysis predicts.
+analysis predicts; the measured orders of the (rescaled) gradient flow and of the modified-loss flow against the
+method, 1 and 2, show whether the implicit regulariser is what separates the method from gradient flow.
 
 The local quadratic model holds near a minimum. Far from one (large gradient, negative curvature, moving
 eigenvectors) the predictions are not to be trusted, and the checks say so: docs/diagnose.md.

@@ -308,13 +308,18 @@ def self_consistent_covariance(method: Method, H, noise_of: Callable[[np.ndarray
     contracting when a stationary state exists). Raises `InertiaError` when the iteration diverges.
     """
     Sigma = covariance(method, H, C0, preconditioner).parameters
-    for _ in range(max_iter):
-        new = covariance(method, H, C0 + noise_of(Sigma), preconditioner).parameters
-        if np.abs(new - Sigma).max() <= tol * np.abs(new).max():
-            return new
-        if not np.all(np.isfinite(new)) or np.abs(new).max() > 1e12 * max(1.0, np.abs(Sigma).max()):
-            break
-        Sigma = new
+    # a diverging iteration overflows on its way to the divergence test, which reports it: no floating-point warnings
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(max_iter):
+            noise = C0 + noise_of(Sigma)
+            if not np.all(np.isfinite(noise)):
+                break
+            new = covariance(method, H, noise, preconditioner).parameters
+            if np.abs(new - Sigma).max() <= tol * np.abs(new).max():
+                return new
+            if not np.all(np.isfinite(new)) or np.abs(new).max() > 1e12 * max(1.0, np.abs(Sigma).max()):
+                break
+            Sigma = new
     raise InertiaError("no stationary state: the state-dependent noise grows faster than the dynamics contract "
                        "(the self-consistent iteration diverged); lower the learning rate")
 

@@ -10,7 +10,11 @@ from . import _parse
 MODELS = ("mlp", "cnn", "resnet")
 #: defaults sized for a diagnosis of the built-in ResNet on Fashion-MNIST within 2 minutes on 2 cores
 #: (benchmarks/diagnose_time.py; docs/diagnose.md "Time and memory")
-POOL, LANCZOS, STEPS, REPLICAS, STABILITY_STEPS, FLOW_STEPS = 128, 16, 60, 8, 16, 8
+POOL, LANCZOS, STEPS, REPLICAS, STABILITY_STEPS = 128, 16, 60, 8, 16
+#: the implicit regulariser's check (float64 flows solved to 1e-11) by default only up to this many parameters: on
+#: the digits MLP (8,970) it costs about 20 CPU-s, mostly compilation; on the built-in ResNet (77,754) it had not
+#: finished after 20 CPU-minutes (docs/diagnose.md)
+FLOW_STEPS, FLOW_PARAMETERS = 8, 20_000
 
 
 def add_commands(commands) -> None:
@@ -46,9 +50,10 @@ def add_commands(commands) -> None:
                    help=f"continuation replicas, >= 4 (default {REPLICAS}; Monte Carlo standard errors reported)")
     p.add_argument("--stability-steps", type=_parse.integer(0), default=STABILITY_STEPS,
                    help=f"full-batch steps of each stability run, 0 skips them (default {STABILITY_STEPS})")
-    p.add_argument("--flow-steps", type=_parse.integer(0), default=FLOW_STEPS,
+    p.add_argument("--flow-steps", type=_parse.integer(0),
                    help=f"steps over which the implicit regulariser's flows are compared with the method, at 4 step "
-                        f"sizes, full batch, float64; 0 skips it (default {FLOW_STEPS})")
+                        f"sizes, full batch, float64; 0 skips it (default {FLOW_STEPS} for models of at most "
+                        f"{FLOW_PARAMETERS:,} parameters, 0 above: the solves grow with the model)")
     p.add_argument("--precision", default="float32", choices=("float32", "float64"),
                    help="of the model's measurements and continuations (default float32: about twice as fast on "
                         "CPU; the Lanczos residuals and standard errors say what it costs); predictions are float64")
@@ -117,10 +122,11 @@ def _diagnose(args) -> int:
                                             epochs=args.epochs, pool=args.pool, seed=args.seed, path=args.path,
                                             n_train=args.n_train, precision=args.precision)
     print(f"checkpoint: {what}; measuring on {len(pooled[1])} examples")
+    flow_steps = _flow_steps(args.flow_steps, params)
     with _parse.as_options(top_k="--top-k", iterations="--lanczos-iterations", hutchinson_samples="--probes"):
         d = diagnose(loss, params, pooled, method, batch_size=args.batch_size, key=jax.random.key(args.seed + 1),
                      top_k=args.top_k, steps=args.steps, replicas=args.replicas, stability_steps=args.stability_steps,
-                     flow_steps=args.flow_steps, iterations=args.lanczos_iterations, hutchinson_samples=args.probes,
+                     flow_steps=flow_steps, iterations=args.lanczos_iterations, hutchinson_samples=args.probes,
                      chunk=args.chunk)
     settings = ", ".join(f"{k} {float(v):.4g}" for k, v in method.coords().items())
     page = write_page(d, args.out, title=f"{what}; {method.name} ({settings}), batch {args.batch_size}")
@@ -128,7 +134,19 @@ def _diagnose(args) -> int:
         print(f"{name}: " + ("not available: " + check["reason"] if check.get("available") is False
                              else "undecided: " + check["reason"] if check.get("holds") is None and "reason" in check
                              else "holds" if check.get("holds") else "does not hold"))
+    if not flow_steps:
+        print("implicit_regulariser: not run (--flow-steps 8 runs it)")
     phases = ", ".join(f"{name} {t['cpu_s']:.1f}" for name, t in d.timings.items())
     print(f"diagnosis: {sum(t['cpu_s'] for t in d.timings.values()):.1f} CPU-s ({phases})")
     print(f"wrote {page}")
     return 0
+
+
+def _flow_steps(asked: int | None, params) -> int:
+    """``--flow-steps`` as given, or by default `FLOW_STEPS` for models of at most `FLOW_PARAMETERS` parameters."""
+    if asked is not None:
+        return asked
+    import jax
+
+    size = sum(int(x.size) for x in jax.tree.leaves(params))
+    return FLOW_STEPS if size <= FLOW_PARAMETERS else 0
