@@ -94,6 +94,12 @@ def test_stability_check_says_when_it_is_too_short_to_decide():
                       replicas=4, stability_steps=16, flow_steps=0)
     assert out.checked["stability"]["holds"] is None
     assert "128 steps would decide" in out.checked["stability"]["reason"]
+    # a short run at h·μ = 0.05 whose perturbation is seen to grow 50-fold while the companion matrix keeps it
+    # below 1 (as far from a minimum, where the curvature changes along the way): it has left, and that is decided
+    linear = dg._linear_perturbation(method, 1.0, 16)
+    assert np.abs(linear).max() <= 1
+    escaped = dg._judge_stability_run(0.8, linear * np.geomspace(1, 50, 16), linear, np.ones(16))
+    assert escaped["decisive"] and not escaped["holds"]
 
 
 @pytest.mark.parametrize("rescale", [True, False])

@@ -536,7 +536,8 @@ def _excess_loss_check(per_replica: np.ndarray, eigenvalues: np.ndarray, predict
 #: Stability check (fixed before measuring): a predicted-unstable run must amplify the perturbation along ``u_1``
 #: tenfold at some step, a predicted-stable one must have damped it below its size over the last quarter of the run;
 #: a run is decisive when the linear model at that lr amplifies it a hundredfold, or damps it below a tenth (a
-#: factor of ten left for the loss's departure from its quadratic model); otherwise the run is too short to decide.
+#: factor of ten left for the loss's departure from its quadratic model), or when a predicted-stable perturbation
+#: grows tenfold beyond the linear model's largest transient (it has left); otherwise it is too short to decide.
 GROWTH, DECAY, DECISIVE = 10.0, 1.0, 10.0
 
 
@@ -621,9 +622,13 @@ def _judge_stability_run(scale: float, separation: np.ndarray, linear: np.ndarra
     leaves = scale > 1  # the prediction under test: unstable beyond the predicted threshold, stable below it
     # decisive on either side, whatever is predicted: a threshold put on the wrong side is then tested, not excused
     decisive = linear_growth >= GROWTH * DECISIVE or linear_decay <= DECAY / DECISIVE
+    # below the threshold the linear model bounds the perturbation by its own largest transient: one that grows
+    # tenfold past it has left, however short the run
+    escaped = not leaves and growth >= GROWTH * max(1.0, linear_growth)
+    decisive = decisive or escaped
     return {"lr_factor": scale, "predicted": "grows" if leaves else "dies out", "growth": growth, "decay": decay,
             "linear_growth": linear_growth, "linear_decay": linear_decay, "decisive": bool(decisive),
-            "holds": bool(growth >= GROWTH if leaves else decay < DECAY),
+            "holds": bool(growth >= GROWTH if leaves else decay < DECAY and not escaped),
             "loss_diverged": bool(not np.all(np.isfinite(losses)) or losses[-1] > 10 * losses[0])}
 
 

@@ -301,7 +301,9 @@ def _draw_stability(ax, runs: list, i: np.ndarray, names: list[str]) -> None:
               "along the top eigenvector must die out (below ε over the last quarter of the run) at 0.8× and grow "
               "tenfold at 1.25× the predicted largest stable lr, wherever the companion matrix at that lr damps it "
               "below ε/10 or grows it a hundredfold (the factor of ten is the allowance for the loss's departure "
-              "from its quadratic model; a run too short for that is undecided, and the checkpoint inconclusive). "
+              "from its quadratic model), and a predicted-stable perturbation that grows tenfold beyond the "
+              "matrix's largest transient fails at any length; a run too short to decide is undecided, and the "
+              "checkpoint inconclusive. "
               "Whether the loss itself blows up is reported, not judged. "
               "Fashion-MNIST not installed: that checkpoint is inconclusive (apt install dataset-fashion-mnist).",
     quick={"networks": ["mlp-mnist"], "checkpoints": [2], "n_train": 1024, "pool": 512, "width": 8,
