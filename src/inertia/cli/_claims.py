@@ -27,8 +27,8 @@ CLAIM_LIST: dict[str, tuple[str, str]] = {
          "Practitioner, normalised and canonical forms give identical iterates"),
     "diagnose-predictions":
         ("liu-ziyin-ueda-2021",
-         "diagnose on real networks: SGDM ≈ SGD at h/(1−β) in the noise-dominated regime, and the exact "
-         "discrete stationary loss, hold on the last layer at its minimum"),
+         "diagnose on real networks: SGDM ≈ SGD at h/(1−β) in the noise-dominated regime, the exact discrete "
+         "stationary loss and the stability margin hold on the last layer at its minimum"),
     "dal-digits":
         ("rosca-thesis",
          "DAL trains a small network without tuning the learning rate, where its own first step diverges"),
