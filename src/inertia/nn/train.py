@@ -45,7 +45,7 @@ from .._checks import InertiaError, check_choice, check_int, check_positive
 from ..methods import AbstractMethod
 from ..noise import svag_weights
 from ..scaling import run_tasks
-from ..simulate import guarded_step, mark_nonfinite_loss, state_variables
+from ..simulate import guarded_step, keep_frozen, mark_nonfinite_loss, state_variables, unguarded_step
 from .data import Dataset
 
 __all__ = ["train", "LOSSES"]
@@ -150,26 +150,67 @@ def _batches(problem, key, epoch):
     return order[: problem.steps_per_epoch * problem.batch].reshape(problem.steps_per_epoch, problem.batch)
 
 
-def _advance(problem, method, state, seed_key, first_epoch, n_epochs):
-    """``n_epochs`` epochs of one run from ``state = (method state, diverged_at)``; both bounds are traced, so every
-    chunk, the empty first one included, shares one compiled program."""
-    order_key, second_key = jax.random.split(jax.random.fold_in(seed_key, 1))
+def _over_grid(problem, method, state, first, second, n, step):
+    """``step(method, state, gradient, n)`` for every run: over seeds (inner; each seed its rows ``first``/``second``,
+    (seed, batch)) and configurations (outer; each its hyper-parameters). The first layer of an MLP is then one
+    product per seed for all configurations (its input is not batched over them)."""
     w1, w2 = problem.svag_weights
 
+    def one(m, s, rows, other):
+        def gradient(y):
+            g = problem.gradient(y, rows)
+            return g if not problem.two_batches else w1 * g + w2 * problem.gradient(y, other)
+
+        return step(m, s, gradient, n)
+
+    over_seeds = jax.vmap(one, (None, 0, 0, 0))
+    return jax.vmap(over_seeds, (0, 0, None, None))(method, state, first, second)
+
+
+def _epoch(problem, method, carry, first, second, n0):
+    """One epoch (steps ``n0 + i`` on the rows ``first[:, i]``, (seed, step, batch)) of every run, with exactly the
+    results of `guarded_step` at every step.
+
+    The epoch is one block, as in `inertia.simulate` (README: "Divergence is checked per block, exactly"): it runs
+    with nothing frozen, noting whether any run left its bounds, and is run again step by step with `guarded_step`
+    from its start only when a run that had not diverged did; runs frozen before it are put back. So the per-step
+    freezing (a pass over every state a step) is paid only in an epoch in which a run diverges.
+    """
+    state0, diverged_at = carry
+    at = lambda rows, i: rows if rows is None else rows[:, i]
+
+    def fast(i, inner):
+        state, bad = inner
+        check = lambda m, s, g, n: unguarded_step(m, s, g, n, problem.max_norm)
+        state, ok = _over_grid(problem, method, state, at(first, i), at(second, i), n0 + i, check)
+        return state, bad | ~ok
+
+    def guarded(i, carry):
+        guard = lambda m, s, g, n: guarded_step(m, s, g, n, problem.max_norm)
+        return _over_grid(problem, method, carry, at(first, i), at(second, i), n0 + i, guard)
+
+    steps = problem.steps_per_epoch
+    state, bad = jax.lax.fori_loop(0, steps, fast, (state0, jnp.zeros(diverged_at.shape, bool)))
+    frozen = diverged_at >= 0
+    again = lambda: jax.lax.fori_loop(0, steps, guarded, (state0, diverged_at))
+    return jax.lax.cond(jnp.any(bad & ~frozen), again, lambda: (keep_frozen(frozen, state0, state), diverged_at))
+
+
+def _advance(problem, method, state, seed_keys, first_epoch, n_epochs):
+    """``n_epochs`` epochs of every run from ``state = (method state, diverged_at)`` (leaves (config, seed, …)).
+
+    The loop runs over epochs and steps with the whole grid as its state (as `inertia.simulate._simulate`), so that
+    an epoch without divergence skips the per-step guard (`_epoch`); under a `vmap` of a per-run loop the re-run
+    would be a select, computed every time. Both bounds are traced, so every chunk, the empty first one included,
+    shares one compiled program.
+    """
+    keys = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, 1)))(seed_keys)
+    order_keys, second_keys = keys[:, 0], keys[:, 1]
+    batches = jax.vmap(lambda k, e: _batches(problem, k, e), (0, None))
+
     def epoch(e, carry):
-        first = _batches(problem, order_key, e)
-        second = _batches(problem, second_key, e)
-
-        def step(i, carry):
-            def gradient(y):
-                g = problem.gradient(y, first[i])
-                if not problem.two_batches:
-                    return g
-                return w1 * g + w2 * problem.gradient(y, second[i])
-
-            return guarded_step(method, carry, gradient, e * problem.steps_per_epoch + i, problem.max_norm)
-
-        return jax.lax.fori_loop(0, problem.steps_per_epoch, step, carry)
+        second = batches(second_keys, e) if problem.two_batches else None
+        return _epoch(problem, method, carry, batches(order_keys, e), second, e * problem.steps_per_epoch)
 
     return jax.lax.fori_loop(first_epoch, first_epoch + n_epochs, epoch, state)
 
@@ -185,17 +226,20 @@ def _record(problem, x, x0, key):
     return out
 
 
+def _metrics(problem, x, x0, seed_keys, diverged_at, step):
+    """The record of every run at ``step``, NaN for a diverged run; ``diverged_at`` updated for a non-finite loss."""
+    record = lambda x, start, k: _record(problem, x, start, jax.random.fold_in(k, 2))
+    metrics = jax.vmap(jax.vmap(record), (0, None, None))(x, x0, seed_keys)
+    diverged_at = mark_nonfinite_loss(diverged_at, metrics["train_loss"], step)
+    return diverged_at, {k: jnp.where(diverged_at >= 0, jnp.nan, v) for k, v in metrics.items()}
+
+
 @eqx.filter_jit
 def _chunk(problem, method, state, seed_keys, x0, first_epoch, n_epochs):
-    def one(m, s, k, start):
-        inner, diverged_at = _advance(problem, m, s, k, first_epoch, n_epochs)
-        metrics = _record(problem, inner.x, start, jax.random.fold_in(k, 2))
-        step = (first_epoch + n_epochs) * problem.steps_per_epoch
-        diverged_at = mark_nonfinite_loss(diverged_at, metrics["train_loss"], step)
-        return (inner, diverged_at), {k: jnp.where(diverged_at >= 0, jnp.nan, v) for k, v in metrics.items()}
-
-    over_seeds = jax.vmap(one, (None, 0, 0, 0))
-    return jax.vmap(over_seeds, (0, 0, None, None))(method, state, seed_keys, x0)
+    inner, diverged_at = _advance(problem, method, state, seed_keys, first_epoch, n_epochs)
+    step = (first_epoch + n_epochs) * problem.steps_per_epoch
+    diverged_at, metrics = _metrics(problem, inner.x, x0, seed_keys, diverged_at, step)
+    return (inner, diverged_at), metrics
 
 
 def _initial(model, seed_keys):
