@@ -411,6 +411,33 @@ def test_grid_and_seeds_equal_separate_runs_and_metrics_are_exact():
     np.testing.assert_allclose(together.test_accuracy.values[:, 1, 0], acc, rtol=1e-6)
 
 
+@pytest.mark.parametrize("dtype, rtol", [("float32", 1e-6), ("float64", 1e-13)])
+def test_step_0_is_recorded_once_per_seed_with_the_numbers_of_every_run(dtype, rtol):
+    """Every configuration of a seed starts from that seed's network, so `train` records step 0 once per seed
+    (`_first`). Its numbers are those of recording every run (`_chunk` over no epochs, as before), to the rounding
+    of the dtype (the products there are batched over 2 × 3 networks instead of 3, and XLA may sum in another
+    order)."""
+    from inertia.nn.train import _chunk, _first, _initial, _problem, _start
+
+    data, model = _tiny(), functools.partial(MLP, 6, 3, width=8)
+    methods = Adam(np.array([0.01, 0.1])).flat().astype(dtype)
+    seed_keys = jax.random.split(jax.random.key(9), 3)
+    with jax.enable_x64(dtype == "float64"):
+        x0 = _initial(model, seed_keys).astype(dtype)
+        problem = _problem(model, data, seed_keys, "cross_entropy", 8, 1.0, None, 6, 1e6, None, 16, jnp.dtype(dtype))
+        start = jnp.full((2, 3), -1, jnp.int32)
+        once_div, once = _first(problem, start, seed_keys, x0)
+        zero = jnp.asarray(0, jnp.int32)
+        (_, every_div), every = _chunk(problem, methods, (_start(methods, x0), start), seed_keys, x0, zero, zero)
+    assert set(once) == set(every) == {"train_loss", "train_accuracy", "test_loss", "test_accuracy", "distance",
+                                       "sharpness"}
+    for name in once:
+        assert once[name].shape == (2, 3) and once[name].dtype == np.dtype(dtype)
+        np.testing.assert_allclose(once[name], every[name], rtol=rtol, atol=0, err_msg=name)
+    assert np.all(np.asarray(once["distance"]) == 0) and np.array_equal(once_div, every_div)
+    assert len(np.unique(np.asarray(once["test_loss"])[0])) == 3  # three seeds, three networks
+
+
 def test_batches_are_an_epochwise_permutation_without_replacement():
     from inertia.nn.train import _Problem
 

@@ -235,6 +235,18 @@ def _metrics(problem, x, x0, seed_keys, diverged_at, step):
 
 
 @eqx.filter_jit
+def _first(problem, diverged_at, seed_keys, x0):
+    """The record at step 0. Every configuration of a seed starts from that seed's ``x0`` (`AbstractMethod.init`
+    starts every method at rest there) and records with that seed's key, so the metrics are computed once per seed
+    and shared by the configurations: the numbers of a record of every run, at a fraction of the cost."""
+    record = lambda x, k: _record(problem, x, x, jax.random.fold_in(k, 2))
+    per_seed = jax.vmap(record)(x0, seed_keys)
+    metrics = {k: jnp.broadcast_to(v, diverged_at.shape) for k, v in per_seed.items()}
+    diverged_at = mark_nonfinite_loss(diverged_at, metrics["train_loss"], 0)
+    return diverged_at, {k: jnp.where(diverged_at >= 0, jnp.nan, v) for k, v in metrics.items()}
+
+
+@eqx.filter_jit
 def _chunk(problem, method, state, seed_keys, x0, first_epoch, n_epochs):
     inner, diverged_at = _advance(problem, method, state, seed_keys, first_epoch, n_epochs)
     step = (first_epoch + n_epochs) * problem.steps_per_epoch
@@ -405,20 +417,15 @@ def _train_task(model, grid, data, options) -> xr.Dataset:
     return train(model, grid, data, **options)
 
 
-def _train(model, method, data, key, epochs, batch_size, seeds, loss, svag, record_every, eval_size,
-           sharpness_iterations, max_norm, keep_params, progress, micro_batch, eval_batch, dtype):
-    grid = method.flat().astype(dtype)
+def _problem(model, data, seed_keys, loss, batch, svag, eval_size, sharpness_iterations, max_norm, micro_batch,
+             eval_batch, dtype) -> _Problem:
+    """The training problem of `train`'s arguments, in the training ``dtype``."""
     n = len(data.y_train)
-    batch = n if batch_size is None else int(batch_size)
     label_dtype = dtype if data.n_classes == 1 else jnp.int32
     eval_n = n if eval_size is None else min(int(eval_size), n)
-
-    seed_keys = jax.random.split(key, seeds)
-    x0 = _initial(model, seed_keys).astype(dtype)
     template, static = eqx.partition(model(key=jax.random.fold_in(seed_keys[0], 0)), eqx.is_inexact_array)
-    unravel = _Layout.of(template)
-    problem = _Problem(
-        static=static, unravel=unravel, kind=loss, batch=batch, micro_batch=int(micro_batch or batch),
+    return _Problem(
+        static=static, unravel=_Layout.of(template), kind=loss, batch=batch, micro_batch=int(micro_batch or batch),
         eval_batch=int(eval_batch), steps_per_epoch=n // batch, two_batches=svag != 1,
         sharpness_iterations=int(sharpness_iterations),
         x_train=_inputs(data.x_train, dtype), y_train=jnp.asarray(data.y_train, label_dtype),
@@ -427,11 +434,20 @@ def _train(model, method, data, key, epochs, batch_size, seeds, loss, svag, reco
         x_test=_inputs(data.x_test, dtype), y_test=jnp.asarray(data.y_test, label_dtype),
         max_norm=jnp.asarray(max_norm, dtype), svag_weights=jnp.asarray(svag_weights(float(svag)), dtype),
     )
-    state = (_start(grid, x0), jnp.full((grid.shape[0], seeds), -1, jnp.int32))
+
+
+def _train(model, method, data, key, epochs, batch_size, seeds, loss, svag, record_every, eval_size,
+           sharpness_iterations, max_norm, keep_params, progress, micro_batch, eval_batch, dtype):
+    grid = method.flat().astype(dtype)
+    batch = len(data.y_train) if batch_size is None else int(batch_size)
+    seed_keys = jax.random.split(key, seeds)
+    x0 = _initial(model, seed_keys).astype(dtype)
+    problem = _problem(model, data, seed_keys, loss, batch, svag, eval_size, sharpness_iterations, max_norm,
+                       micro_batch, eval_batch, dtype)
+    diverged_at, first = _first(problem, jnp.full((grid.shape[0], seeds), -1, jnp.int32), seed_keys, x0)
+    state = (_start(grid, x0), diverged_at)
     bounds = list(range(0, epochs, record_every)) + [epochs]
-    records = []
-    state, first = _chunk(problem, grid, state, seed_keys, x0, jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32))
-    records.append(first)
+    records = [first]
     bar = tqdm(zip(bounds[:-1], bounds[1:]), total=len(bounds) - 1, desc="train", unit="chunk", disable=not progress)
     for start, stop in bar:
         state, metrics = _chunk(problem, grid, state, seed_keys, x0, jnp.asarray(start, jnp.int32),
