@@ -1,10 +1,11 @@
 """One compiled training loop for networks, vectorised over hyper-parameters and seeds.
 
 The parameters of a model are flattened to one vector with `jax.flatten_util.ravel_pytree`, and every
-update is ``method.step(state, gradient, n)`` of the stepping protocol (`inertia.methods.AbstractMethod`), through
-`inertia.simulate.guarded_step`. So a practitioner SGD/SGDM/Nesterov run here has exactly the iterates of
-``optax.sgd`` started at rest (Nesterov: the look-ahead points, docs/theory.md §0), Adam those of ``optax.adam``,
-and nothing else in the project implements an update rule twice.
+update is ``method.step(state, gradient, n)`` of the stepping protocol (`inertia.methods.AbstractMethod`), with
+the results of `inertia.simulate.guarded_step` at every step (checked per epoch, exactly: `_epoch`). So a
+practitioner SGD/SGDM/Nesterov run here has exactly the iterates of ``optax.sgd`` started at rest (Nesterov: the
+look-ahead points, docs/theory.md §0), Adam those of ``optax.adam``, and nothing else in the project implements an
+update rule twice.
 
 - Minibatches are drawn epoch by epoch without replacement: a fresh seeded permutation per epoch, cut into
   ``⌊N/B⌋`` batches (the remainder is dropped).
