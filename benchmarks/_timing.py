@@ -35,6 +35,18 @@ def timed(fn, repeat=1):
     return best, out
 
 
+def timed_interleaved(fns, repeat=1):
+    """`timed` of each of ``fns``, their calls interleaved (``a, b, a, b, …``), so that a change of the machine's load
+    during the run weighs on all of them alike: a list of (best `Seconds`, last result), one per function."""
+    best = [Seconds(float("inf"), float("inf")) for _ in fns]
+    out: list = [None for _ in fns]
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            t, out[i] = timed(fn)
+            best[i] = min(best[i], t)
+    return list(zip(best, out))
+
+
 def cpu_ratio(numerator, denominator) -> str:
     """``, CPU-seconds ratio R`` when both times carry CPU seconds, else nothing."""
     if not (hasattr(numerator, "cpu") and hasattr(denominator, "cpu")) or denominator.cpu <= 0:

@@ -1,7 +1,8 @@
 """Training 32 MLPs (4 learning rates × 8 seeds) on MNIST-1D: one vectorised program against one after another.
 
 Measured in one run, same model, data, batch size and epochs (compilation excluded: each program runs once before
-it is timed; the first-call times are printed):
+it is timed; the first-call times are printed); 1 and 2 are the best of 3 calls each, taken in turns (1, 2, 1, 2, …)
+so that a change of load during the run weighs on both:
 
 1. inertia: one `inertia.nn.train` call over a grid of 4 learning rates and 8 seeds;
 2. the strongest simple alternative: the same compiled loop, one network after another (32 `train` calls of one
@@ -27,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from _timing import limit_line, machine, speedup_line, timed
+from _timing import limit_line, machine, speedup_line, timed, timed_interleaved
 from inertia import HeavyBall
 from inertia.nn import MLP, load, train
 
@@ -38,6 +39,7 @@ POSITIONAL = [a for a in sys.argv[1:] if not a.startswith("--")]
 BATCH = int(POSITIONAL[0]) if len(POSITIONAL) > 0 else 64
 WIDTH = int(POSITIONAL[1]) if len(POSITIONAL) > 1 else 100
 EXTRA = "--no-python-loop" not in sys.argv  # the per-minibatch Python loop: the slowest line, and not a target
+REPEAT = 3  # inertia and the per-network loop: the best of 3 calls each, interleaved (the machine is shared)
 
 
 def vectorised(data, model, key):
@@ -134,10 +136,10 @@ def main():
           f"{EPOCHS} epochs, "
           f"{len(LRS)} learning rates × {SEEDS} seeds = {networks} networks, float32; {machine()}")
     first_v = timed(lambda: vectorised(data, model, key))[0]
-    t_v, acc_v = timed(lambda: vectorised(data, model, key))
     first_s = timed(lambda: train(model, HeavyBall.from_practitioner(LRS[0], 0.9), data, key=key, epochs=EPOCHS,
                                   batch_size=BATCH, record_every=EPOCHS, progress=False))[0]
-    t_s, acc_s = timed(lambda: sequential(data, model, key))
+    (t_v, acc_v), (t_s, acc_s) = timed_interleaved([lambda: vectorised(data, model, key),
+                                                    lambda: sequential(data, model, key)], REPEAT)
     t_p, acc_p = timed(lambda: python_loop(data, model, key)) if EXTRA else (float("nan"), np.full_like(acc_s, np.nan))
     steps = EPOCHS * (len(data.y_train) // BATCH)
     work = networks * steps * BATCH * flops_per_example(WIDTH)  # training products only; evaluation not counted

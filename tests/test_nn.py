@@ -411,6 +411,33 @@ def test_grid_and_seeds_equal_separate_runs_and_metrics_are_exact():
     np.testing.assert_allclose(together.test_accuracy.values[:, 1, 0], acc, rtol=1e-6)
 
 
+@pytest.mark.parametrize("dtype, rtol", [("float32", 1e-6), ("float64", 1e-13)])
+def test_step_0_is_recorded_once_per_seed_with_the_numbers_of_every_run(dtype, rtol):
+    """Every configuration of a seed starts from that seed's network, so `train` records step 0 once per seed
+    (`_first`). Its numbers are those of recording every run (`_chunk` over no epochs, as before), to the rounding
+    of the dtype (the products there are batched over 2 × 3 networks instead of 3, and XLA may sum in another
+    order)."""
+    from inertia.nn.train import _chunk, _first, _initial, _problem, _start
+
+    data, model = _tiny(), functools.partial(MLP, 6, 3, width=8)
+    methods = Adam(np.array([0.01, 0.1])).flat().astype(dtype)
+    seed_keys = jax.random.split(jax.random.key(9), 3)
+    with jax.enable_x64(dtype == "float64"):
+        x0 = _initial(model, seed_keys).astype(dtype)
+        problem = _problem(model, data, seed_keys, "cross_entropy", 8, 1.0, None, 6, 1e6, None, 16, jnp.dtype(dtype))
+        start = jnp.full((2, 3), -1, jnp.int32)
+        once_div, once = _first(problem, start, seed_keys, x0)
+        zero = jnp.asarray(0, jnp.int32)
+        (_, every_div), every = _chunk(problem, methods, (_start(methods, x0), start), seed_keys, x0, zero, zero)
+    assert set(once) == set(every) == {"train_loss", "train_accuracy", "test_loss", "test_accuracy", "distance",
+                                       "sharpness"}
+    for name in once:
+        assert once[name].shape == (2, 3) and once[name].dtype == np.dtype(dtype)
+        np.testing.assert_allclose(once[name], every[name], rtol=rtol, atol=0, err_msg=name)
+    assert np.all(np.asarray(once["distance"]) == 0) and np.array_equal(once_div, every_div)
+    assert len(np.unique(np.asarray(once["test_loss"])[0])) == 3  # three seeds, three networks
+
+
 def test_batches_are_an_epochwise_permutation_without_replacement():
     from inertia.nn.train import _Problem
 
@@ -446,6 +473,47 @@ def test_divergence_is_recorded_not_raised_and_leaves_other_runs_alone():
     assert int(out.diverged_at[0, 0]) == -1 and 1 <= int(out.diverged_at[1, 0]) <= 20
     assert np.all(np.isfinite(out.train_loss.values[0, 0])) and np.isnan(out.train_loss.values[1, 0, -1])
     assert out.train_loss.values[0, 0, -1] < out.train_loss.values[0, 0, 0]
+
+
+def test_divergence_is_marked_at_the_step_of_a_check_at_every_step():
+    """An epoch runs unguarded and is re-run step by step with `guarded_step` only if a run left its bounds
+    (`nn.train._epoch`); `diverged_at` and the frozen states must be those of `guarded_step` at every step, as the
+    previous code did: here against that loop written out over the same batches, in float64."""
+    from inertia.nn.train import _Problem
+    from inertia.simulate import guarded_step
+
+    data, model = _tiny(n=20), functools.partial(MLP, 6, 3, width=8)
+    key, epochs, batch, max_norm = jax.random.key(11), 6, 5, 12.0
+    lrs = np.array([0.05, 0.7, 1.5, 2.0, 5.0, 10.0])
+    out = train(model, HeavyBall.from_practitioner(lrs, 0.9), data, key=key, epochs=epochs, batch_size=batch,
+                max_norm=max_norm, keep_params=True, progress=False, dtype="float64")
+    seed_key = jax.random.split(key, 1)[0]
+    params, static = eqx.partition(model(key=jax.random.fold_in(seed_key, 0)), eqx.is_inexact_array)
+    _, unravel = ravel_pytree(params)
+    with jax.enable_x64(True):
+        x, y = jnp.asarray(data.x_train, jnp.float64), jnp.asarray(data.y_train)
+
+        def loss(z, rows):
+            logits = jax.vmap(eqx.combine(unravel(z), static))(x[rows])
+            return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y[rows]))
+
+        stub = _Problem(static=None, unravel=None, kind="cross_entropy", batch=batch, micro_batch=batch,
+                        eval_batch=batch, steps_per_epoch=4, two_batches=False, sharpness_iterations=0, x_train=x,
+                        y_train=y, x_eval=None, y_eval=None, x_test=None, y_test=None, max_norm=None,
+                        svag_weights=None)
+        order_key = jax.random.split(jax.random.fold_in(seed_key, 1))[0]
+        gradient = jax.jit(jax.grad(loss))
+        for c, lr in enumerate(lrs):
+            method = HeavyBall.from_practitioner(float(lr), 0.9).astype(jnp.float64)
+            carry = (method.init(jnp.asarray(out.initial.values[0])), jnp.asarray(-1))
+            for epoch in range(epochs):
+                for i, rows in enumerate(_batches(stub, order_key, epoch)):
+                    carry = guarded_step(method, carry, lambda z: gradient(z, rows), epoch * 4 + i, max_norm)
+            assert int(out.diverged_at[c, 0]) == int(carry[1]), lr
+            np.testing.assert_allclose(out.final.values[c, 0], carry[0].x, rtol=0, atol=1e-12)
+    marked = out.diverged_at.values[:, 0]
+    # one run never leaves its bounds; the others do, some in the middle of an epoch (step n marks n + 1)
+    assert marked[0] == -1 and np.all(marked[1:] > 0) and np.any(np.isin((marked[1:] - 1) % 4, [1, 2]))
 
 
 def test_recorded_sharpness_is_the_hessian_top_eigenvalue():

@@ -122,6 +122,18 @@ def guarded_step(method: AbstractMethod, carry, gradient: Callable, n, max_norm)
     return jax.tree.map(lambda old, fresh: jnp.where(frozen, old, fresh), state, new), diverged_at
 
 
+def unguarded_step(method: AbstractMethod, state, gradient: Callable, n, max_norm):
+    """Step ``n`` of `method` with nothing frozen, and whether the new state is within bounds: the fast path of a
+    block of steps that is run again with `guarded_step` if some run left its bounds (README: "Divergence is checked
+    per block, exactly"). From a finite state it flags exactly the steps `guarded_step` would mark."""
+    new = method.step(state, gradient, n)
+    if isinstance(method, Method):
+        # From a finite state, v' = λv − h g and x' = x + v': v' is non-finite only if x' is, so the size of x
+        # alone (NaN fails the comparison) decides, as `within_bounds` does.
+        return new, jnp.sum(new.x * new.x) < max_norm**2
+    return new, within_bounds(new, max_norm)
+
+
 def within_bounds(state, max_norm) -> Array:
     """Whether one run's new state is finite with ``‖x‖ ≤ max_norm`` (one reduction for the size: a NaN or inf
     fails the comparison too)."""
@@ -198,14 +210,7 @@ class _Engine(NamedTuple):
 
     def fast_step(self, state, div, xi, n):
         """Every run one step on, unguarded; and whether each new state is within bounds."""
-        def one(m, s, dv, key, z, n):
-            new = m.step(s, self._gradient(key, z, n), n)
-            if isinstance(m, Method):
-                # From a finite state, v' = λv − h g and x' = x + v': v' is non-finite only if x' is, so the size
-                # of x alone (NaN fails the comparison) decides, as `within_bounds` does.
-                return new, jnp.sum(new.x * new.x) < self.max_norm**2
-            return new, within_bounds(new, self.max_norm)
-
+        one = lambda m, s, dv, key, z, n: unguarded_step(m, s, self._gradient(key, z, n), n, self.max_norm)
         return self._over_grid(one, state, div, xi, n)
 
     def guarded(self, state, div, xi, n):
@@ -214,8 +219,8 @@ class _Engine(NamedTuple):
         return self._over_grid(one, state, div, xi, n)
 
 
-def _freeze(frozen, old, new):
-    """``old`` where ``frozen`` (config, seed), ``new`` elsewhere, leaf by leaf."""
+def keep_frozen(frozen, old, new):
+    """``old`` where ``frozen`` (config, seed), ``new`` elsewhere, leaf by leaf (every leaf (config, seed, …))."""
     pick = lambda o, f: jnp.where(frozen.reshape(frozen.shape + (1,) * (f.ndim - 2)), o, f)
     return jax.tree.map(pick, old, new)
 
@@ -260,7 +265,7 @@ def _advance_steps(engine: _Engine, carry, start, stop):
         state, bad = jax.lax.fori_loop(0, K, fast, (state0, jnp.zeros(div.shape, bool)))
         frozen = div >= 0
         again = lambda: jax.lax.fori_loop(n0, n0 + K, one_step, (state0, div, cache))
-        return jax.lax.cond(jnp.any(bad & ~frozen), again, lambda: (_freeze(frozen, state0, state), div, cache))
+        return jax.lax.cond(jnp.any(bad & ~frozen), again, lambda: (keep_frozen(frozen, state0, state), div, cache))
 
     first_block = jnp.minimum(stop, -(-start // K) * K)
     blocks = (stop - first_block) // K

@@ -1,10 +1,11 @@
 """One compiled training loop for networks, vectorised over hyper-parameters and seeds.
 
 The parameters of a model are flattened to one vector with `jax.flatten_util.ravel_pytree`, and every
-update is ``method.step(state, gradient, n)`` of the stepping protocol (`inertia.methods.AbstractMethod`), through
-`inertia.simulate.guarded_step`. So a practitioner SGD/SGDM/Nesterov run here has exactly the iterates of
-``optax.sgd`` started at rest (Nesterov: the look-ahead points, docs/theory.md §0), Adam those of ``optax.adam``,
-and nothing else in the project implements an update rule twice.
+update is ``method.step(state, gradient, n)`` of the stepping protocol (`inertia.methods.AbstractMethod`), with
+the results of `inertia.simulate.guarded_step` at every step (checked per epoch, exactly: `_epoch`). So a
+practitioner SGD/SGDM/Nesterov run here has exactly the iterates of ``optax.sgd`` started at rest (Nesterov: the
+look-ahead points, docs/theory.md §0), Adam those of ``optax.adam``, and nothing else in the project implements an
+update rule twice.
 
 - Minibatches are drawn epoch by epoch without replacement: a fresh seeded permutation per epoch, cut into
   ``⌊N/B⌋`` batches (the remainder is dropped).
@@ -45,7 +46,7 @@ from .._checks import InertiaError, check_choice, check_int, check_positive
 from ..methods import AbstractMethod
 from ..noise import svag_weights
 from ..scaling import run_tasks
-from ..simulate import guarded_step, mark_nonfinite_loss, state_variables
+from ..simulate import guarded_step, keep_frozen, mark_nonfinite_loss, state_variables, unguarded_step
 from .data import Dataset
 
 __all__ = ["train", "LOSSES"]
@@ -150,26 +151,67 @@ def _batches(problem, key, epoch):
     return order[: problem.steps_per_epoch * problem.batch].reshape(problem.steps_per_epoch, problem.batch)
 
 
-def _advance(problem, method, state, seed_key, first_epoch, n_epochs):
-    """``n_epochs`` epochs of one run from ``state = (method state, diverged_at)``; both bounds are traced, so every
-    chunk, the empty first one included, shares one compiled program."""
-    order_key, second_key = jax.random.split(jax.random.fold_in(seed_key, 1))
+def _over_grid(problem, method, state, first, second, n, step):
+    """``step(method, state, gradient, n)`` for every run: over seeds (inner; each seed its rows ``first``/``second``,
+    (seed, batch)) and configurations (outer; each its hyper-parameters). The first layer of an MLP is then one
+    product per seed for all configurations (its input is not batched over them)."""
     w1, w2 = problem.svag_weights
 
+    def one(m, s, rows, other):
+        def gradient(y):
+            g = problem.gradient(y, rows)
+            return g if not problem.two_batches else w1 * g + w2 * problem.gradient(y, other)
+
+        return step(m, s, gradient, n)
+
+    over_seeds = jax.vmap(one, (None, 0, 0, 0))
+    return jax.vmap(over_seeds, (0, 0, None, None))(method, state, first, second)
+
+
+def _epoch(problem, method, carry, first, second, n0):
+    """One epoch (steps ``n0 + i`` on the rows ``first[:, i]``, (seed, step, batch)) of every run, with exactly the
+    results of `guarded_step` at every step.
+
+    The epoch is one block, as in `inertia.simulate` (README: "Divergence is checked per block, exactly"): it runs
+    with nothing frozen, noting whether any run left its bounds, and is run again step by step with `guarded_step`
+    from its start only when a run that had not diverged did; runs frozen before it are put back. So the per-step
+    freezing (a pass over every state a step) is paid only in an epoch in which a run diverges.
+    """
+    state0, diverged_at = carry
+    at = lambda rows, i: rows if rows is None else rows[:, i]
+
+    def fast(i, inner):
+        state, bad = inner
+        check = lambda m, s, g, n: unguarded_step(m, s, g, n, problem.max_norm)
+        state, ok = _over_grid(problem, method, state, at(first, i), at(second, i), n0 + i, check)
+        return state, bad | ~ok
+
+    def guarded(i, carry):
+        guard = lambda m, s, g, n: guarded_step(m, s, g, n, problem.max_norm)
+        return _over_grid(problem, method, carry, at(first, i), at(second, i), n0 + i, guard)
+
+    steps = problem.steps_per_epoch
+    state, bad = jax.lax.fori_loop(0, steps, fast, (state0, jnp.zeros(diverged_at.shape, bool)))
+    frozen = diverged_at >= 0
+    again = lambda: jax.lax.fori_loop(0, steps, guarded, (state0, diverged_at))
+    return jax.lax.cond(jnp.any(bad & ~frozen), again, lambda: (keep_frozen(frozen, state0, state), diverged_at))
+
+
+def _advance(problem, method, state, seed_keys, first_epoch, n_epochs):
+    """``n_epochs`` epochs of every run from ``state = (method state, diverged_at)`` (leaves (config, seed, …)).
+
+    The loop runs over epochs and steps with the whole grid as its state (as `inertia.simulate._simulate`), so that
+    an epoch without divergence skips the per-step guard (`_epoch`); under a `vmap` of a per-run loop the re-run
+    would be a select, computed every time. Both bounds are traced, so every chunk, the empty first one included,
+    shares one compiled program.
+    """
+    keys = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, 1)))(seed_keys)
+    order_keys, second_keys = keys[:, 0], keys[:, 1]
+    batches = jax.vmap(lambda k, e: _batches(problem, k, e), (0, None))
+
     def epoch(e, carry):
-        first = _batches(problem, order_key, e)
-        second = _batches(problem, second_key, e)
-
-        def step(i, carry):
-            def gradient(y):
-                g = problem.gradient(y, first[i])
-                if not problem.two_batches:
-                    return g
-                return w1 * g + w2 * problem.gradient(y, second[i])
-
-            return guarded_step(method, carry, gradient, e * problem.steps_per_epoch + i, problem.max_norm)
-
-        return jax.lax.fori_loop(0, problem.steps_per_epoch, step, carry)
+        second = batches(second_keys, e) if problem.two_batches else None
+        return _epoch(problem, method, carry, batches(order_keys, e), second, e * problem.steps_per_epoch)
 
     return jax.lax.fori_loop(first_epoch, first_epoch + n_epochs, epoch, state)
 
@@ -185,17 +227,32 @@ def _record(problem, x, x0, key):
     return out
 
 
+def _metrics(problem, x, x0, seed_keys, diverged_at, step):
+    """The record of every run at ``step``, NaN for a diverged run; ``diverged_at`` updated for a non-finite loss."""
+    record = lambda x, start, k: _record(problem, x, start, jax.random.fold_in(k, 2))
+    metrics = jax.vmap(jax.vmap(record), (0, None, None))(x, x0, seed_keys)
+    diverged_at = mark_nonfinite_loss(diverged_at, metrics["train_loss"], step)
+    return diverged_at, {k: jnp.where(diverged_at >= 0, jnp.nan, v) for k, v in metrics.items()}
+
+
+@eqx.filter_jit
+def _first(problem, diverged_at, seed_keys, x0):
+    """The record at step 0. Every configuration of a seed starts from that seed's ``x0`` (`AbstractMethod.init`
+    starts every method at rest there) and records with that seed's key, so the metrics are computed once per seed
+    and shared by the configurations: the numbers of a record of every run, at a fraction of the cost."""
+    record = lambda x, k: _record(problem, x, x, jax.random.fold_in(k, 2))
+    per_seed = jax.vmap(record)(x0, seed_keys)
+    metrics = {k: jnp.broadcast_to(v, diverged_at.shape) for k, v in per_seed.items()}
+    diverged_at = mark_nonfinite_loss(diverged_at, metrics["train_loss"], 0)
+    return diverged_at, {k: jnp.where(diverged_at >= 0, jnp.nan, v) for k, v in metrics.items()}
+
+
 @eqx.filter_jit
 def _chunk(problem, method, state, seed_keys, x0, first_epoch, n_epochs):
-    def one(m, s, k, start):
-        inner, diverged_at = _advance(problem, m, s, k, first_epoch, n_epochs)
-        metrics = _record(problem, inner.x, start, jax.random.fold_in(k, 2))
-        step = (first_epoch + n_epochs) * problem.steps_per_epoch
-        diverged_at = mark_nonfinite_loss(diverged_at, metrics["train_loss"], step)
-        return (inner, diverged_at), {k: jnp.where(diverged_at >= 0, jnp.nan, v) for k, v in metrics.items()}
-
-    over_seeds = jax.vmap(one, (None, 0, 0, 0))
-    return jax.vmap(over_seeds, (0, 0, None, None))(method, state, seed_keys, x0)
+    inner, diverged_at = _advance(problem, method, state, seed_keys, first_epoch, n_epochs)
+    step = (first_epoch + n_epochs) * problem.steps_per_epoch
+    diverged_at, metrics = _metrics(problem, inner.x, x0, seed_keys, diverged_at, step)
+    return (inner, diverged_at), metrics
 
 
 def _initial(model, seed_keys):
@@ -361,20 +418,15 @@ def _train_task(model, grid, data, options) -> xr.Dataset:
     return train(model, grid, data, **options)
 
 
-def _train(model, method, data, key, epochs, batch_size, seeds, loss, svag, record_every, eval_size,
-           sharpness_iterations, max_norm, keep_params, progress, micro_batch, eval_batch, dtype):
-    grid = method.flat().astype(dtype)
+def _problem(model, data, seed_keys, loss, batch, svag, eval_size, sharpness_iterations, max_norm, micro_batch,
+             eval_batch, dtype) -> _Problem:
+    """The training problem of `train`'s arguments, in the training ``dtype``."""
     n = len(data.y_train)
-    batch = n if batch_size is None else int(batch_size)
     label_dtype = dtype if data.n_classes == 1 else jnp.int32
     eval_n = n if eval_size is None else min(int(eval_size), n)
-
-    seed_keys = jax.random.split(key, seeds)
-    x0 = _initial(model, seed_keys).astype(dtype)
     template, static = eqx.partition(model(key=jax.random.fold_in(seed_keys[0], 0)), eqx.is_inexact_array)
-    unravel = _Layout.of(template)
-    problem = _Problem(
-        static=static, unravel=unravel, kind=loss, batch=batch, micro_batch=int(micro_batch or batch),
+    return _Problem(
+        static=static, unravel=_Layout.of(template), kind=loss, batch=batch, micro_batch=int(micro_batch or batch),
         eval_batch=int(eval_batch), steps_per_epoch=n // batch, two_batches=svag != 1,
         sharpness_iterations=int(sharpness_iterations),
         x_train=_inputs(data.x_train, dtype), y_train=jnp.asarray(data.y_train, label_dtype),
@@ -383,11 +435,20 @@ def _train(model, method, data, key, epochs, batch_size, seeds, loss, svag, reco
         x_test=_inputs(data.x_test, dtype), y_test=jnp.asarray(data.y_test, label_dtype),
         max_norm=jnp.asarray(max_norm, dtype), svag_weights=jnp.asarray(svag_weights(float(svag)), dtype),
     )
-    state = (_start(grid, x0), jnp.full((grid.shape[0], seeds), -1, jnp.int32))
+
+
+def _train(model, method, data, key, epochs, batch_size, seeds, loss, svag, record_every, eval_size,
+           sharpness_iterations, max_norm, keep_params, progress, micro_batch, eval_batch, dtype):
+    grid = method.flat().astype(dtype)
+    batch = len(data.y_train) if batch_size is None else int(batch_size)
+    seed_keys = jax.random.split(key, seeds)
+    x0 = _initial(model, seed_keys).astype(dtype)
+    problem = _problem(model, data, seed_keys, loss, batch, svag, eval_size, sharpness_iterations, max_norm,
+                       micro_batch, eval_batch, dtype)
+    diverged_at, first = _first(problem, jnp.full((grid.shape[0], seeds), -1, jnp.int32), seed_keys, x0)
+    state = (_start(grid, x0), diverged_at)
     bounds = list(range(0, epochs, record_every)) + [epochs]
-    records = []
-    state, first = _chunk(problem, grid, state, seed_keys, x0, jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32))
-    records.append(first)
+    records = [first]
     bar = tqdm(zip(bounds[:-1], bounds[1:]), total=len(bounds) - 1, desc="train", unit="chunk", disable=not progress)
     for start, stop in bar:
         state, metrics = _chunk(problem, grid, state, seed_keys, x0, jnp.asarray(start, jnp.int32),
