@@ -86,6 +86,7 @@ def main() -> None:
     start = time.process_time(), time.perf_counter()
     d = diagnose(loss, params, pooled, method, batch_size=args.batch_size, key=jax.random.key(1), top_k=args.top_k,
                  steps=args.steps, replicas=args.replicas, stability_steps=args.stability_steps,
+                 flow_steps=0,  # as `inertia diagnose` above 20,000 parameters (cli/_diagnose.FLOW_PARAMETERS)
                  run_checks=not args.measure_only, iterations=args.iterations, hutchinson_samples=args.probes,
                  chunk=args.chunk)
     cpu, wall = time.process_time() - start[0], time.perf_counter() - start[1]
