@@ -2,8 +2,10 @@
 predictions against the library's theory, and the continuation's checks against the predictions."""
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import inertia as ia
@@ -120,7 +122,6 @@ def test_optax_methods_run_the_continuation_and_say_why_there_is_no_prediction(t
     continuation equals heavy ball's on the same minibatches (to round-off), and every prediction says it is not
     available and why (no linear two-step form can be read from an optax transformation). Adam likewise, against
     optax.adam through `from_optax`."""
-    import optax
 
     from inertia._diagnose_page import write_page
 
@@ -193,3 +194,24 @@ def test_state_dependent_noise_beyond_its_limit_says_why_without_floating_point_
         p = dg.predict(ia.HeavyBall(1.1, 0.3), m)
     assert p["stability"]["margin"] < 1 and not p["stationary"]["exists"]
     assert "self-consistent iteration diverged" in p["stationary"]["reason"]
+
+
+@pytest.mark.parametrize("make", [ia.HeavyBall, ia.Nesterov, lambda h, _: ia.from_optax(optax.sgd, learning_rate=h)])
+def test_continuation_records_the_loss_where_the_gradient_is_taken(make):
+    """The loss each step records comes from the gradient's own forward pass: it must equal the full-batch loss at
+    the method's evaluation point, ``x_t`` (heavy ball, optax) or ``x_t + a v_t`` (Nesterov), of a NumPy loop."""
+    loss, params, data, X, y, w = _regression()
+    start = {"w": jnp.asarray(w + 0.3)}
+    flat, unravel = jax.flatten_util.ravel_pytree(start)
+    method = make(0.05, 0.5)
+    run = dg._continuation(loss, unravel, len(y), None, 12)
+    _, losses = run(method, jax.random.split(jax.random.key(0), 1), data, flat, jnp.eye(1, flat.size))
+    lookahead = float(getattr(method, "lookahead", 0.0))
+    momentum = float(getattr(method, "momentum", 0.0))
+    x, v, expected = np.asarray(w + 0.3), np.zeros_like(w), []
+    for _ in range(12):
+        point = x + lookahead * v
+        expected.append(0.5 * np.mean((X @ point - y) ** 2))
+        v = momentum * v - 0.05 * X.T @ (X @ point - y) / len(y)
+        x = x + v
+    assert np.allclose(np.asarray(losses[0]), expected, rtol=1e-12)

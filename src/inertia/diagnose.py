@@ -58,7 +58,7 @@ from . import hessian, stability, stationary
 from ._checks import InertiaError, check_int
 from ._stats import order_row
 from .flows import GradientFlow, ModifiedFlow, drift_coefficient
-from .methods import GD, AbstractMethod, Method, effective_lr, require_linear
+from .methods import GD, AbstractMethod, Adam, FromOptax, Method, RMSProp, effective_lr, require_linear
 from .objectives import Objective
 from .order import convergence_order
 
@@ -372,11 +372,30 @@ def _unavailable(method: AbstractMethod) -> dict:
     return {name: {"available": False, "reason": reason} for name in PREDICTIONS}
 
 
+#: Methods whose step calls its gradient once, outside any nested transformation, so the loss recorded during the
+#: call belongs to the step's own trace (`_value_recording`).
+_TOP_LEVEL_GRADIENT = (Method, Adam, RMSProp, FromOptax)
+
+
+def _value_recording(f: Callable[[Array], Array]) -> tuple[Callable[[Array], Array], list]:
+    """``(gradient, seen)``: ``gradient(z)`` is ``∇f(z)``, from `jax.value_and_grad`; it appends ``f(z)`` to
+    ``seen``."""
+    seen: list = []
+
+    def gradient(z):
+        value, g = jax.value_and_grad(f)(z)
+        seen.append(value)
+        return g
+
+    return gradient, seen
+
+
 def _continuation(loss: Loss, unravel, n: int, batch_size: int | None, steps: int):
     """A compiled ``(method, keys, pool, flat0, U) ↦ (projections U(θ_t − θ_0), losses)`` for ``len(keys)`` replicas
     of ``steps`` steps from ``flat0``, minibatches of ``batch_size`` drawn with replacement (``None``: the whole pool,
-    full batch). The method is an argument, not a constant: the method and the matched-rate SGD (the same type, its
-    momentum set to 0) share one compilation, as do the two stability runs."""
+    full batch). Each step's loss is the minibatch's at the point where the method evaluates its gradient (``x_t``;
+    the look-ahead point for Nesterov and QHM). The method is an argument, not a constant: the method and the
+    matched-rate SGD (the same type, its momentum set to 0) share one compilation, as do the stability runs."""
 
     def replica(method, key, pool, flat0, U):  # arrays as arguments, not closed over: no constant folding of the data
         # hyper-parameters in the iterate's precision (float64 NumPy values would promote a float32 model's state)
@@ -386,8 +405,13 @@ def _continuation(loss: Loss, unravel, n: int, batch_size: int | None, steps: in
         def body(state, inputs):
             k, step = inputs
             batch = pool if batch_size is None else _take(pool, jax.random.randint(k, (batch_size,), 0, n))
-            before = loss(unravel(state.x), batch)  # the batch is independent of x: an unbiased pool-loss estimate
-            state = method.step(state, jax.grad(lambda z: loss(unravel(z), batch)), step)
+            gradient, seen = _value_recording(lambda z: loss(unravel(z), batch))
+            new = method.step(state, gradient, step)
+            # the batch is independent of the point: an unbiased pool-loss estimate, from the gradient's own forward
+            # pass (a separate evaluation costs a third of the step: XLA does not merge the two forward passes)
+            own = len(seen) == 1 and type(method) in _TOP_LEVEL_GRADIENT
+            before = seen[0] if own else loss(unravel(state.x), batch)
+            state = new
             # x_n, whose covariance the theory predicts; another method's own parameters (optax's, Adam's)
             point = state.x if isinstance(method, Method) else method.observed(state)
             return state, (U @ (point - flat0), before)

@@ -30,18 +30,19 @@ class Control:
     """A deliberately wrong variant of a claim, which must come out ``fails`` under the claim's own rule.
 
     **Fields:** ``id``: short name; ``description``: what is wrong, in words; ``overrides``: configuration entries
-    that make the variant wrong (merged over the claim's configuration); ``quick``: further overrides used in quick
-    mode only, for a smaller run of the control (never to make it pass or fail).
+    that make the variant wrong (merged over the claim's configuration); ``quick`` and ``full``: further overrides
+    used in that mode only, for a smaller run of the control (never to make it pass or fail).
     """
 
     id: str
     description: str
     overrides: dict = dataclasses.field(default_factory=dict)
     quick: dict = dataclasses.field(default_factory=dict)
+    full: dict = dataclasses.field(default_factory=dict)
 
     def config(self, base: dict, mode: str) -> dict:
-        """The control's configuration: ``base`` with the wrong variant (and, in quick mode, the smaller run)."""
-        return {**base, **self.overrides, **(self.quick if mode == "quick" else {})}
+        """The control's configuration: ``base`` with the wrong variant and that mode's smaller run."""
+        return {**base, **self.overrides, **(self.quick if mode == "quick" else self.full)}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -70,6 +70,47 @@ def _batches(equivalent_batches, helps_batches, svag_batch) -> list[int]:
     return sorted({*equivalent_batches, *helps_batches, svag_batch})
 
 
+def _cells(data, model, lr: dict, beta, sgd_lr_factor, epochs, svag_batch, svag_ell, svag_epochs, seeds, seed,
+           records, progress) -> tuple[dict, dict]:
+    """The runs per batch size (``epochs`` each, ℓ = 1) and per SVAG ℓ at ``svag_batch`` (``svag_epochs`` base
+    epochs, so ℓ·svag_epochs in all; ℓ = 1 is the batch's own run when the two horizons agree)."""
+    cells = [(b, 1, epochs) for b in lr] + [(svag_batch, ell, svag_epochs) for ell in svag_ell
+                                            if ell != 1 or svag_epochs != epochs]
+    bar = tqdm(cells, desc="sgdm-batch-size", unit="config", disable=not progress)
+    done = {}
+    for b, ell, n in bar:  # one configuration (SGD and SGDM, all seeds) per step; train's own bar shows its epochs
+        bar.set_postfix_str(f"B = {b}, ℓ = {ell}, {n} epochs")
+        done[b, ell, n] = _run(data, model, _matched(lr[b] / ell, beta, sgd_lr_factor), b, n, ell, seeds, seed,
+                               records, progress)
+    return {b: done[b, 1, epochs] for b in lr}, {ell: done[svag_batch, ell, svag_epochs] for ell in svag_ell}
+
+
+def pilot(mode: str = "full", seeds: int = 3, seed: int = 4000, **overrides) -> dict:
+    """The pilot that sizes a judged run: the claim's configuration of ``mode`` (with ``overrides``) on ``seeds``
+    seeds of key ``seed`` (other seeds than the judged run's key 0). Returns, per cell, the mean accuracies and the
+    mean and SD of the paired differences SGDM − SGD, which the claim's ``sd_prior`` and ``helps_prior`` take (the
+    latter at the upper 80% confidence limit of the SD, Browne 1995: ``s·√((n−1)/χ²_{0.2, n−1})``)."""
+    from scipy import stats
+
+    from ._registry import CLAIMS
+
+    c = {**CLAIMS["sgdm-batch-size"].config(mode), **overrides}
+    data = _images(c["dataset"], c["n_train"], c["n_test"], seed, c["pool"])
+    lr = {b: c["base_lr"] * b / c["base_batch"]
+          for b in _batches(c["equivalent_batches"], c["helps_batches"], c["svag_batch"])}
+    runs, svag = _cells(data, c["model"], lr, c["beta"], 1.0, c["epochs"], c["svag_batch"], c["svag_ell"],
+                        c["svag_epochs"], seeds, seed, c["records"], c["progress"])
+    upper = np.sqrt((seeds - 1) / stats.chi2.ppf(0.2, seeds - 1))
+
+    def row(r):
+        d = r["accuracy"][1] - r["accuracy"][0]
+        return {"sgd": r["accuracy"][0].tolist(), "sgdm": r["accuracy"][1].tolist(), "mean": float(d.mean()),
+                "sd": float(d.std(ddof=1)), "sd_upper80": float(d.std(ddof=1) * upper)}
+
+    return {"seeds": seeds, "seed": seed, "n_train": len(data.y_train),
+            "batch": {str(b): row(r) for b, r in runs.items()}, "svag": {str(e): row(r) for e, r in svag.items()}}
+
+
 @claim(
     id="sgdm-batch-size",
     title="Across batch sizes, SGDM matches SGD at the same effective learning rate, except at large batch and "
@@ -105,19 +146,20 @@ def _batches(equivalent_batches, helps_batches, svag_batch) -> list[int]:
     ),
     quick={"dataset": "fashion_mnist", "n_train": 1024, "n_test": 1000, "model": {"kind": "mlp", "width": 32},
            "beta": 0.9, "base_lr": 0.05, "base_batch": 16, "epochs": 20, "equivalent_batches": [16],
-           "helps_batches": [256], "svag_batch": 256, "svag_ell": [1, 4], "margin": 0.02, "sd_prior": 0.010,
+           "helps_batches": [256], "svag_batch": 256, "svag_ell": [1, 4], "svag_epochs": 20, "margin": 0.02,
+           "sd_prior": 0.010,
            "helps_prior": {"effect": 0.328, "sd": 0.333},
            "alpha": 0.05, "power": 0.8, "min_seeds": 5, "seed": 0, "pool": 1, "records": 10, "progress": False},
     # full mode: NOT sized or run. Measured here: 4.0 ms per example-pass and network (28×28, widths 8/16/32, vmapped
     # over 10 networks, after compilation; ~25 CPU-s per compiled program), 0.69 ms with pool = 2 (14×14); this
     # configuration (pool = 1, 11 seeds by its power calculation, 192 epoch-equivalents per network with SVAG's
     # ℓ× epochs of two batches) would cost ~17,000 CPU-s before its control, ~3,000 with pool = 2: over budget
-    full={"dataset": "fashion_mnist", "n_train": 1024, "n_test": 2000,
+    full={"dataset": "fashion_mnist", "n_train": 16000, "n_test": 2000,
           "model": {"kind": "resnet", "widths": [8, 16, 32]}, "beta": 0.9, "base_lr": 0.05, "base_batch": 16,
-          "epochs": 6, "equivalent_batches": [16, 64], "helps_batches": [256, 1024], "svag_batch": 256,
-          "svag_ell": [1, 2, 4, 8], "margin": 0.02, "sd_prior": 0.016,
+          "epochs": 8, "equivalent_batches": [16], "helps_batches": [256, 1024], "svag_batch": 256,
+          "svag_ell": [1, 2, 4, 8], "svag_epochs": 1, "margin": 0.02, "sd_prior": 0.016,
           "helps_prior": {"effect": 0.097, "sd": 0.078}, "alpha": 0.05, "power": 0.8,
-          "min_seeds": 5, "seed": 0, "pool": 1, "records": 10, "progress": True},
+          "min_seeds": 5, "seed": 0, "pool": 2, "records": 8, "progress": True},
     judge=lambda numbers: _judge(numbers), draw=lambda numbers: _draw(numbers),
     controls=[
         Control("sgd-lr-not-rescaled", "SGD at SGDM's practitioner rate γ instead of the effective γ/(1−β) (a factor "
@@ -128,8 +170,8 @@ def _batches(equivalent_batches, helps_batches, svag_batch) -> list[int]:
     precision="float32",
 )
 def _measure(*, dataset, n_train, n_test, pool, model, beta, base_lr, base_batch, epochs, equivalent_batches,
-             helps_batches, svag_batch, svag_ell, margin, sd_prior, helps_prior, alpha, power, min_seeds, seed,
-             records, progress, sgd_lr_factor=1.0) -> dict:
+             helps_batches, svag_batch, svag_ell, svag_epochs, margin, sd_prior, helps_prior, alpha, power,
+             min_seeds, seed, records, progress, sgd_lr_factor=1.0) -> dict:
     try:
         data = _images(dataset, n_train, n_test, seed, pool)
     except DataUnavailable as missing:  # not installed here: no measurement, and the message says how to get it
@@ -140,22 +182,15 @@ def _measure(*, dataset, n_train, n_test, pool, model, beta, base_lr, base_batch
                 _stats.superiority_seeds(helps_prior["sd"], helps_prior["effect"], margin,
                                          alpha / len(helps_batches), power))
     lr = {b: base_lr * b / base_batch for b in _batches(equivalent_batches, helps_batches, svag_batch)}
-    cells_run = [(b, 1) for b in lr] + [(svag_batch, ell) for ell in svag_ell if ell != 1]
-    bar = tqdm(cells_run, desc="sgdm-batch-size", unit="config", disable=not progress)
-    done = {}
-    for b, ell in bar:  # one configuration (SGD and SGDM, all seeds) per step; train's own bar shows its epochs
-        bar.set_postfix_str(f"B = {b}, ℓ = {ell}")
-        done[b, ell] = _run(data, model, _matched(lr[b] / ell, beta, sgd_lr_factor), b, epochs, ell, seeds, seed,
-                            records, progress)
-    runs = {b: done[b, 1] for b in lr}
-    svag = {ell: done[svag_batch, ell] for ell in svag_ell}
+    runs, svag = _cells(data, model, lr, beta, sgd_lr_factor, epochs, svag_batch, svag_ell, svag_epochs, seeds, seed,
+                        records, progress)
     level = 1 - 2 * alpha / len(helps_batches)  # its "low" is a one-sided bound at α/len(helps_batches)
     summary = lambda r: {"sgd": float(r["accuracy"][0].mean()), "sgdm": float(r["accuracy"][1].mean()),
                          "diverged": [int(d) for d in r["diverged"]]}
     return {
         "dataset": dataset, "n_train": len(data.y_train), "model": model, "epochs": epochs, "beta": beta,
         "lr": {str(b): v for b, v in lr.items()}, "seeds": seeds, "cells": cells, "margin": margin,
-        "alpha": alpha, "sgd_lr_factor": sgd_lr_factor, "svag_batch": svag_batch,
+        "alpha": alpha, "sgd_lr_factor": sgd_lr_factor, "svag_batch": svag_batch, "svag_epochs": svag_epochs,
         "equivalence": {str(b): {**_stats.tost(runs[b]["accuracy"][1], runs[b]["accuracy"][0], margin,
                                                alpha / cells, pairs=True), **summary(runs[b])}
                         for b in equivalent_batches},
