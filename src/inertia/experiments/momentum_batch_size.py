@@ -123,22 +123,27 @@ def pilot(mode: str = "full", seeds: int = 3, seed: int = 4000, **overrides) -> 
         "Fashion-MNIST (Xiao et al. 2017) stands in for the paper's ImageNet and CIFAR-10, which have no offline "
         "source here; the network is the configuration's model entry: an MLP in quick mode, a GroupNorm ResNet "
         "(widths 8, 16, 32) in full mode, in place of the paper's ResNet-50/32, because one epoch of 60,000 images "
-        "for 8 vmapped ResNets costs ~1000 CPU-s on this machine; both train on a seeded subset, far from the ~90% "
-        "test accuracy of a full run (the summary gives the accuracy reached). SGD at η against SGDM(γ = η(1−β), "
-        "β = 0.9), same initialisations and batches, for a fixed number of epochs, with the linear scaling rule "
+        "for 8 vmapped ResNets costs ~1000 CPU-s on this machine; both train on a seeded subset (full: 16,000 "
+        "images average-pooled to 14×14, 8 epochs, ~0.85 test accuracy in its pilot at B = 16; the ~90% of a full "
+        "run needs all 60,000 images at 28×28), and the summary gives the accuracy reached. SGD at η against "
+        "SGDM(γ = η(1−β), β = 0.9), same initialisations and batches, for a fixed number of epochs, with the "
+        "linear scaling rule "
         "η(B) = η₀·B/B₀. (1) At the small batches (small η) the final test accuracies are equivalent: paired TOST "
         "with margin ±0.02 (two percentage points, fixed before the judged run; ±0.01 would need ~30 seeds at the "
         "pilot's SD), α = 0.05 Bonferroni over the TOST cells, seeds from a power calculation (power 0.8) at the "
         "SD of paired differences in a pilot of the same configuration on other seeds (quick: 0.008 at B = 16, "
-        "0.0075 at ℓ = 4, taken as 0.010; full: 0.016, from a wider network's pilot, as no ResNet pilot was run), at "
-        "least 5. (2) At the large batches (large η, where the paper predicts momentum helps) SGDM's accuracy "
+        "0.0075 at ℓ = 4, taken as 0.010; full, a 3-seed ResNet pilot on key 4000: 0.013 at B = 16, 0.038 at "
+        "ℓ = 8, the larger taken), at least 5. (2) At the large batches (large η, where the paper predicts "
+        "momentum helps) SGDM's accuracy "
         "exceeds SGD's by more than the margin (one-sided paired t, α = 0.05 Bonferroni; a diverged run counts at "
         "chance), with enough seeds for power 0.8 (exact noncentral t) at the pilot's mean difference and the upper "
         "80% confidence limit of its SD (Browne 1995). Quick: a second pilot of 16 seeds (key 3000), after a first "
         "of 5 seeds (gain 0.29, SD 0.21) had sized a judged run that failed rule 2 with SGD erratic at B = 256: "
         "gain 0.328, SD 0.276 (differences bimodal, 0.01 to 0.69: SGD sometimes stalls at η = 0.8), SD limit "
-        "0.333: 9 seeds. Full: 0.097 and 0.078, the wider network's. (3) SVAG (rate η/ℓ, noise ×ℓ, ℓ× the epochs; "
-        "ℓ ∈ {1, 4} in quick mode, {1, 2, 4, 8} in full mode) at a large batch: at the largest ℓ the accuracies "
+        "0.333: 9 seeds. Full: at B = 1024 gain 0.199, SD limit 0.069 (at B = 256 the pilot's gain, 0.024, is too "
+        "close to the margin to size a test). (3) SVAG (rate η/ℓ, noise ×ℓ, ℓ× the epochs; "
+        "ℓ ∈ {1, 4} in quick mode, {1, 2, 4, 8} in full mode, from 1 base epoch there) at a large batch: at the "
+        "largest ℓ the accuracies "
         "are equivalent again (a TOST cell of rule 1). "
         "Which batches are 'small' and 'large' is set in the configuration from a pilot on other seeds (quick: "
         "B = 16 and 256; at 10 epochs B = 64 was not yet equivalent, at 20 it was). If the Fashion-MNIST files "
@@ -150,15 +155,14 @@ def pilot(mode: str = "full", seeds: int = 3, seed: int = 4000, **overrides) -> 
            "sd_prior": 0.010,
            "helps_prior": {"effect": 0.328, "sd": 0.333},
            "alpha": 0.05, "power": 0.8, "min_seeds": 5, "seed": 0, "pool": 1, "records": 10, "progress": False},
-    # full mode: NOT sized or run. Measured here: 4.0 ms per example-pass and network (28×28, widths 8/16/32, vmapped
-    # over 10 networks, after compilation; ~25 CPU-s per compiled program), 0.69 ms with pool = 2 (14×14); this
-    # configuration (pool = 1, 11 seeds by its power calculation, 192 epoch-equivalents per network with SVAG's
-    # ℓ× epochs of two batches) would cost ~17,000 CPU-s before its control, ~3,000 with pool = 2: over budget
+    # full mode: sized by a pilot (`pilot("full", seeds=3, seed=4000, svag_ell=[1, 8])`, 2026-12-07, 1,668 s wall
+    # for 6 networks, ~8.4 s per network and epoch of 16,000 images at 14×14) but NOT run: its TOST cell at SVAG's
+    # ℓ = 8 (pilot SD 0.038) asks 38 seeds, ~7 h on 2 cores (5 seeds take ~55 min); see docs/networks.md
     full={"dataset": "fashion_mnist", "n_train": 16000, "n_test": 2000,
           "model": {"kind": "resnet", "widths": [8, 16, 32]}, "beta": 0.9, "base_lr": 0.05, "base_batch": 16,
-          "epochs": 8, "equivalent_batches": [16], "helps_batches": [256, 1024], "svag_batch": 256,
-          "svag_ell": [1, 2, 4, 8], "svag_epochs": 1, "margin": 0.02, "sd_prior": 0.016,
-          "helps_prior": {"effect": 0.097, "sd": 0.078}, "alpha": 0.05, "power": 0.8,
+          "epochs": 8, "equivalent_batches": [16], "helps_batches": [1024], "svag_batch": 256,
+          "svag_ell": [1, 2, 4, 8], "svag_epochs": 1, "margin": 0.02, "sd_prior": 0.038,
+          "helps_prior": {"effect": 0.199, "sd": 0.069}, "alpha": 0.05, "power": 0.8,
           "min_seeds": 5, "seed": 0, "pool": 2, "records": 8, "progress": True},
     judge=lambda numbers: _judge(numbers), draw=lambda numbers: _draw(numbers),
     controls=[
